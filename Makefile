@@ -1,0 +1,32 @@
+# The README's two commands: `make demo` and `make test`. Both create .venv on first use.
+# PYTHON can be overridden (`make test PYTHON=python3.12`); the package needs Python >= 3.10.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= demo_output
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint benchmark clean
+
+# Re-install only when the packaging changes; the package itself is installed editable.
+$(BIN)/.installed: setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[cpu,test]"
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/keras-attn demo --output $(DEMO_DIR)
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check keras_attn tests examples benchmarks
+	$(BIN)/ruff format --check keras_attn tests examples benchmarks
+
+benchmark: $(BIN)/.installed
+	$(BIN)/python benchmarks/attention.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) *.egg-info .pytest_cache

@@ -1,0 +1,26 @@
+"""keras_attn.layers: attention layers for CNNs, written with keras.ops only."""
+
+from keras_attn.layers.cbam import CBAM
+from keras_attn.layers.cross_attention_2d import CrossAttention2D
+from keras_attn.layers.non_local_2d import NonLocal2D
+from keras_attn.layers.pixel_shuffle import PixelShuffle
+from keras_attn.layers.qkv_projection import QKVProjection
+from keras_attn.layers.registry import ATTENTION_LAYERS, get_attention
+from keras_attn.layers.self_attention_2d import SelfAttention2D
+from keras_attn.layers.spatial_attention import SpatialAttention
+from keras_attn.layers.squeeze_excite import SqueezeExcite
+from keras_attn.layers.warp import Warp
+
+__all__ = [
+    "ATTENTION_LAYERS",
+    "CBAM",
+    "CrossAttention2D",
+    "NonLocal2D",
+    "PixelShuffle",
+    "QKVProjection",
+    "SelfAttention2D",
+    "SpatialAttention",
+    "SqueezeExcite",
+    "Warp",
+    "get_attention",
+]

@@ -1,0 +1,55 @@
+"""Argument and shape checks shared by the layers; every error names the argument and its value."""
+
+from __future__ import annotations
+
+import numbers
+
+
+def positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+
+
+def optional_positive_int(name: str, value) -> None:
+    if value is not None:
+        positive_int(name, value)
+
+
+def fraction(name: str, value, *, low_inclusive: bool = True, high_inclusive: bool = False) -> None:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        ok = (value >= 0.0 if low_inclusive else value > 0.0) and (
+            value <= 1.0 if high_inclusive else value < 1.0
+        )
+    if not ok:
+        low = "[0" if low_inclusive else "(0"
+        high = "1]" if high_inclusive else "1)"
+        raise ValueError(f"{name} must be a number in {low}, {high}. Received: {name}={value!r}")
+
+
+def one_of(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(
+            f"{name} must be one of {list(choices)}. Received: {name}={value!r}"
+        )
+
+
+def odd_kernel(name: str, value) -> None:
+    positive_int(name, value)
+    if value % 2 == 0:
+        raise ValueError(f"{name} must be an odd positive integer. Received: {name}={value!r}")
+
+
+def feature_map_shape(layer: str, argument: str, shape) -> None:
+    """Raises unless `shape` is a rank-4 NHWC shape with a known channel count."""
+    shape = tuple(shape)
+    if len(shape) != 4:
+        raise ValueError(
+            f"Layer '{layer}' expects `{argument}` of rank 4 (batch, height, width, channels). "
+            f"Received: {argument}.shape={shape}"
+        )
+    if shape[-1] is None:
+        raise ValueError(
+            f"Layer '{layer}' needs a known channel count for `{argument}`. "
+            f"Received: {argument}.shape={shape}"
+        )
