@@ -174,8 +174,8 @@ class Attention2DBase(keras.layers.Layer):
         is `(B, h, Nq, block_size)` instead of `(B, h, Nq, Nk)`.
         """
         block = self.block_size
-        shape = ops.shape(key)
-        batch, heads, num_keys = shape[0], shape[1], shape[2]
+        batch, heads = ops.shape(key)[0], self.num_heads
+        num_keys = key.shape[2] if key.shape[2] is not None else ops.shape(key)[2]
         num_queries = ops.shape(query)[2]
         value_dim = value.shape[-1]
         num_blocks = (num_keys + block - 1) // block
@@ -209,8 +209,9 @@ class Attention2DBase(keras.layers.Layer):
             ops.zeros((batch, heads, num_queries, 1), dtype="float32"),
             ops.zeros((batch, heads, num_queries, value_dim), dtype="float32"),
         )
+        # maximum_iterations bounds the loop for XLA, which cannot differentiate an unbounded one.
         _, _, running_sum, accumulator = ops.while_loop(
-            lambda index, *_: index < num_blocks, body, init
+            lambda index, *_: index < num_blocks, body, init, maximum_iterations=num_blocks
         )
         return ops.cast(accumulator / running_sum, value.dtype)
 

@@ -29,9 +29,7 @@ def fraction(name: str, value, *, low_inclusive: bool = True, high_inclusive: bo
 
 def one_of(name: str, value, choices) -> None:
     if value not in choices:
-        raise ValueError(
-            f"{name} must be one of {list(choices)}. Received: {name}={value!r}"
-        )
+        raise ValueError(f"{name} must be one of {list(choices)}. Received: {name}={value!r}")
 
 
 def odd_kernel(name: str, value) -> None:

@@ -90,7 +90,10 @@ class QKVProjection(keras.layers.Layer):
 
     def _split_heads(self, x, head_dim):
         batch = ops.shape(x)[0]
-        x = ops.reshape(x, (batch, -1, self.num_heads, head_dim))
+        height, width = x.shape[1], x.shape[2]
+        # A static token count (when H and W are known) keeps downstream shapes static for XLA.
+        tokens = -1 if height is None or width is None else height * width
+        x = ops.reshape(x, (batch, tokens, self.num_heads, head_dim))
         return ops.transpose(x, (0, 2, 1, 3))
 
     def call(self, inputs, context=None):

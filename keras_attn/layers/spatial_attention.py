@@ -46,7 +46,11 @@ class SpatialAttention(keras.layers.Layer):
     def build(self, input_shape):
         _checks.feature_map_shape(self.name, "inputs", input_shape)
         self.conv = keras.layers.Conv2D(
-            1, self.kernel_size, padding="same", activation="sigmoid", dtype=self.dtype_policy,
+            1,
+            self.kernel_size,
+            padding="same",
+            activation="sigmoid",
+            dtype=self.dtype_policy,
             name="conv",
         )
         self.conv.build(tuple(input_shape[:-1]) + (2,))

@@ -50,11 +50,17 @@ class SqueezeExcite(keras.layers.Layer):
         channels = input_shape[-1]
         hidden = max(1, int(channels * self.ratio))
         self.reduce = keras.layers.Dense(
-            hidden, activation="relu", use_bias=self.use_bias, dtype=self.dtype_policy,
+            hidden,
+            activation="relu",
+            use_bias=self.use_bias,
+            dtype=self.dtype_policy,
             name="reduce",
         )
         self.expand = keras.layers.Dense(
-            channels, activation="sigmoid", use_bias=self.use_bias, dtype=self.dtype_policy,
+            channels,
+            activation="sigmoid",
+            use_bias=self.use_bias,
+            dtype=self.dtype_policy,
             name="expand",
         )
         self.reduce.build((None, channels))

@@ -19,7 +19,8 @@ class Warp(keras.layers.Layer):
     displacement, in pixels, on the fixed grid; pixel centres sit at integer coordinates.
     Samples are gathered with `keras.ops.take` (builtin GATHER in TFLite) and computed in
     float32 (the layer's dtype policy defaults to `"float32"` even under a global
-    `mixed_float16` policy), since half-precision coordinates are off by up to 1/16 px at 128 px. Outside the image, `"constant"` treats missing neighbours as
+    `mixed_float16` policy), since half-precision coordinates are off by up to 1/16 px at
+    128 px. Outside the image, `"constant"` treats missing neighbours as
     `fill_value` (SciPy's `map_coordinates(..., order=1, mode="grid-constant")`) and
     `"nearest"` repeats the border (`mode="nearest"`).
 

@@ -1,0 +1,37 @@
+import keras
+import pytest
+
+from keras_attn import layers
+
+
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("se", layers.SqueezeExcite),
+        ("cbam", layers.CBAM),
+        ("spatial", layers.SpatialAttention),
+        ("nonlocal", layers.NonLocal2D),
+        ("self", layers.SelfAttention2D),
+        ("SE", layers.SqueezeExcite),
+    ],
+)
+def test_names(name, cls):
+    assert layers.get_attention(name) is cls
+
+
+def test_none_and_class_pass_through():
+    assert layers.get_attention(None) is None
+    assert layers.get_attention(layers.CBAM) is layers.CBAM
+
+
+@pytest.mark.parametrize("bad", ["squeeze", "", 3, keras.layers.Dense(2)])
+def test_unknown_names_list_the_valid_ones(bad):
+    with pytest.raises(ValueError, match=r"Valid names: \['cbam', 'nonlocal', 'se', 'self', "):
+        layers.get_attention(bad)
+
+
+def test_every_public_layer_is_serialisable_under_the_package_name():
+    for name in layers.__all__:
+        obj = getattr(layers, name)
+        if isinstance(obj, type):
+            assert keras.saving.get_registered_name(obj) == f"keras_attn>{name}"
