@@ -35,6 +35,26 @@ def sinusoidal_2d(height, width, dim: int):
     return encoding[:, :dim]
 
 
+def _serial_while_loop(cond, body, loop_vars, maximum_iterations):
+    """`ops.while_loop`, but one iteration at a time on TensorFlow.
+
+    `tf.while_loop` runs up to 10 iterations concurrently by default, which multiplies the
+    memory of the blockwise loop by up to 10 and defeats its purpose; the other backends run
+    loop iterations in order anyway. `maximum_iterations` also lets XLA differentiate the loop.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.while_loop(
+            cond,
+            body,
+            loop_vars,
+            maximum_iterations=maximum_iterations,
+            parallel_iterations=1,
+        )
+    return ops.while_loop(cond, body, loop_vars, maximum_iterations=maximum_iterations)
+
+
 def _l2_normalize(x):
     x32 = ops.cast(x, "float32")
     norm = ops.sqrt(ops.sum(ops.square(x32), axis=-1, keepdims=True) + 1e-12)
@@ -54,6 +74,7 @@ class Attention2DBase(keras.layers.Layer):
         position: str | None = "relative",
         similarity: str = "dot",
         block_size: int | None = None,
+        key_block_size: int | None = None,
         max_distance: int = 32,
         use_bias: bool = True,
         kernel_initializer="glorot_uniform",
@@ -69,6 +90,12 @@ class Attention2DBase(keras.layers.Layer):
         _checks.one_of("position", position, POSITIONS)
         _checks.one_of("similarity", similarity, SIMILARITIES)
         _checks.optional_positive_int("block_size", block_size)
+        _checks.optional_positive_int("key_block_size", key_block_size)
+        if key_block_size is not None and block_size is None:
+            raise ValueError(
+                "key_block_size needs block_size to be set. Received: "
+                f"block_size=None, key_block_size={key_block_size}"
+            )
         _checks.positive_int("max_distance", max_distance)
         self.num_heads = num_heads
         self.key_dim = key_dim
@@ -78,6 +105,7 @@ class Attention2DBase(keras.layers.Layer):
         self.position = position
         self.similarity = similarity
         self.block_size = block_size
+        self.key_block_size = key_block_size
         self.max_distance = max_distance
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -167,53 +195,132 @@ class Attention2DBase(keras.layers.Layer):
         output = ops.einsum("bhqk,bhkd->bhqd", ops.cast(weights, value.dtype), value)
         return output, scores
 
-    def _blockwise_attention(self, query, key, value, relative, key_w, training):
-        """Exact attention streamed over key blocks with a running (online) softmax.
+    def _online_update(self, state, query, key, value, relative, key_ids, key_w, training):
+        """Folds one block of keys into the running max, running sum and weighted values."""
+        running_max, running_sum, accumulator = state
+        logits = self._scores(query, key, relative, key_ids, key_w)
+        new_max = ops.maximum(running_max, ops.max(logits, axis=-1, keepdims=True))
+        weights = ops.exp(logits - new_max)
+        correction = ops.exp(running_max - new_max)
+        running_sum = running_sum * correction + ops.sum(weights, axis=-1, keepdims=True)
+        weights = self._dropout(weights, training)
+        update = ops.einsum("bhqk,bhkd->bhqd", weights, ops.cast(value, "float32"))
+        return new_max, running_sum, accumulator * correction + update
 
-        Scores exist for one block of `block_size` keys at a time, so the largest intermediate
-        is `(B, h, Nq, block_size)` instead of `(B, h, Nq, Nk)`.
+    def _streamed_keys(self, query, key, value, relative, key_w, training):
+        """Attention of one query block over all keys, `key_block_size` keys at a time.
+
+        When one key block covers every key, a single fused softmax is used; otherwise full
+        key blocks go through a loop with a running (online) softmax and the `Nk % block` keys
+        left over are folded in by one more update after it, so nothing needs padding or masks.
         """
-        block = self.block_size
+        block = self.key_block_size or self.block_size
         batch, heads = ops.shape(key)[0], self.num_heads
         num_keys = key.shape[2] if key.shape[2] is not None else ops.shape(key)[2]
-        num_queries = ops.shape(query)[2]
         value_dim = value.shape[-1]
-        num_blocks = (num_keys + block - 1) // block
-        padding = num_blocks * block - num_keys
-        pad = [[0, 0], [0, 0], [0, padding], [0, 0]]
-        key_blocks = ops.reshape(ops.pad(key, pad), (batch, heads, num_blocks, block, -1))
-        value_blocks = ops.reshape(
-            ops.pad(ops.cast(value, "float32"), pad), (batch, heads, num_blocks, block, value_dim)
-        )
+        if isinstance(num_keys, int) and num_keys <= block:
+            output, _ = self._full_attention(query, key, value, relative, key_w, training)
+            return ops.cast(output, "float32")
+
+        num_queries = ops.shape(query)[2]
+        num_full = num_keys // block
         offsets = ops.arange(block, dtype="int32")
 
-        def body(index, running_max, running_sum, accumulator):
-            key_ids = index * block + offsets
-            valid = key_ids < num_keys
-            key_ids = ops.minimum(key_ids, num_keys - 1)
-            key_block = ops.take(key_blocks, index, axis=2)
-            logits = self._scores(query, key_block, relative, key_ids, key_w)
-            logits = ops.where(valid[None, None, None, :], logits, _MASK_VALUE)
-            new_max = ops.maximum(running_max, ops.max(logits, axis=-1, keepdims=True))
-            weights = ops.exp(logits - new_max)
-            correction = ops.exp(running_max - new_max)
-            running_sum = running_sum * correction + ops.sum(weights, axis=-1, keepdims=True)
-            weights = self._dropout(weights, training)
-            update = ops.einsum("bhqk,bhkd->bhqd", weights, ops.take(value_blocks, index, axis=2))
-            accumulator = accumulator * correction + update
-            return index + 1, new_max, running_sum, accumulator
+        def full_blocks(tensor, dim):
+            kept = ops.slice(tensor, (0, 0, 0, 0), (batch, heads, num_full * block, dim))
+            return ops.reshape(kept, (batch, heads, num_full, block, dim))
 
-        init = (
-            ops.convert_to_tensor(0, dtype="int32"),
+        key_blocks = full_blocks(key, self.key_dim)
+        value_blocks = full_blocks(value, value_dim)
+
+        def body(index, *state):
+            state = self._online_update(
+                state,
+                query,
+                ops.take(key_blocks, index, axis=2),
+                ops.take(value_blocks, index, axis=2),
+                relative,
+                index * block + offsets,
+                key_w,
+                training,
+            )
+            return (index + 1, *state)
+
+        state = (
             ops.full((batch, heads, num_queries, 1), _MASK_VALUE, dtype="float32"),
             ops.zeros((batch, heads, num_queries, 1), dtype="float32"),
             ops.zeros((batch, heads, num_queries, value_dim), dtype="float32"),
         )
-        # maximum_iterations bounds the loop for XLA, which cannot differentiate an unbounded one.
-        _, _, running_sum, accumulator = ops.while_loop(
-            lambda index, *_: index < num_blocks, body, init, maximum_iterations=num_blocks
+        _, *state = _serial_while_loop(
+            lambda index, *_: index < num_full,
+            body,
+            (ops.convert_to_tensor(0, dtype="int32"), *state),
+            maximum_iterations=num_full,
         )
-        return ops.cast(accumulator / running_sum, value.dtype)
+        if not isinstance(num_keys, int) or num_keys % block:
+            start = num_full * block
+            rest = num_keys - start
+            state = self._online_update(
+                state,
+                query,
+                ops.slice(key, (0, 0, start, 0), (batch, heads, rest, self.key_dim)),
+                ops.slice(value, (0, 0, start, 0), (batch, heads, rest, value_dim)),
+                relative,
+                start + ops.arange(rest, dtype="int32"),
+                key_w,
+                training,
+            )
+        _, running_sum, accumulator = state
+        return accumulator / running_sum
+
+    def _blockwise_attention(self, query, key, value, relative, key_w, training):
+        """Exact attention in tiles of `block_size` queries x `key_block_size` keys.
+
+        Query blocks go through an outer loop; each block's output is written into a
+        `(num_blocks, B, h, block, dv)` buffer with `where` (builtin ops on every backend and
+        in TFLite). The largest intermediate is `(B, h, block_size, key_block_size)`.
+        """
+        block = self.block_size
+        batch, heads = ops.shape(query)[0], self.num_heads
+        num_queries = query.shape[2] if query.shape[2] is not None else ops.shape(query)[2]
+        value_dim = value.shape[-1]
+        num_blocks = (num_queries + block - 1) // block
+
+        def query_blocks(tensor):
+            padding = num_blocks * block - num_queries
+            tensor = ops.pad(tensor, [[0, 0], [0, 0], [0, padding], [0, 0]])
+            return ops.reshape(tensor, (batch, heads, num_blocks, block, tensor.shape[-1]))
+
+        blocked_query = query_blocks(query)
+        blocked_relative = None if relative is None else tuple(map(query_blocks, relative))
+        block_ids = ops.reshape(ops.arange(num_blocks, dtype="int32"), (-1, 1, 1, 1, 1))
+
+        def body(index, outputs):
+            relative_block = None
+            if blocked_relative is not None:
+                relative_block = tuple(ops.take(t, index, axis=2) for t in blocked_relative)
+            block_output = self._streamed_keys(
+                ops.take(blocked_query, index, axis=2),
+                key,
+                value,
+                relative_block,
+                key_w,
+                training,
+            )
+            return index + 1, ops.where(block_ids == index, block_output[None], outputs)
+
+        outputs = ops.zeros((num_blocks, batch, heads, block, value_dim), dtype="float32")
+        _, outputs = _serial_while_loop(
+            lambda index, _: index < num_blocks,
+            body,
+            (ops.convert_to_tensor(0, dtype="int32"), outputs),
+            maximum_iterations=num_blocks,
+        )
+        outputs = ops.reshape(
+            ops.transpose(outputs, (1, 2, 0, 3, 4)), (batch, heads, num_blocks * block, value_dim)
+        )
+        outputs = ops.slice(outputs, (0, 0, 0, 0), (batch, heads, num_queries, value_dim))
+        return ops.cast(outputs, value.dtype)
 
     def _attend(self, query_map, context_map, training=None, return_attention_scores=False):
         query, key, value = self.qkv(query_map, context_map)
@@ -276,6 +383,7 @@ class Attention2DBase(keras.layers.Layer):
                 "position": self.position,
                 "similarity": self.similarity,
                 "block_size": self.block_size,
+                "key_block_size": self.key_block_size,
                 "max_distance": self.max_distance,
                 "use_bias": self.use_bias,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),

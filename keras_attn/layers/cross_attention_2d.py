@@ -22,7 +22,7 @@ class CrossAttention2D(Attention2DBase):
 
     Args:
         num_heads, key_dim, value_dim, output_dim, dropout, position, similarity, block_size,
-        max_distance, use_bias, kernel_initializer, seed: as in `SelfAttention2D`; `output_dim`
+        key_block_size, max_distance, use_bias, kernel_initializer, seed: as in `SelfAttention2D`; `output_dim`
             defaults to the channels of `query`.
 
     Call arguments:

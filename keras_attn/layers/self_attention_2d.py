@@ -16,9 +16,10 @@ class SelfAttention2D(Attention2DBase):
     learned relative offsets (`"relative"`: q . (r_dy + r_dx), clipped at `max_distance`), a
     fixed 2D sinusoidal code added to queries and keys (`"sinusoidal"`), or none. Similarity is
     scaled dot product or cosine with a learned per-head temperature (Swin V2). With
-    `block_size`, the same attention is computed exactly over blocks of `block_size` keys with
-    a running (online) softmax, so the largest intermediate is `(B, heads, H*W, block_size)`
-    instead of `(B, heads, H*W, H*W)`. Logits and softmax are float32 under mixed precision.
+    `block_size`, the same attention is computed exactly in tiles of `block_size` queries by
+    `key_block_size` keys (default `block_size`) with a running (online) softmax over the key
+    tiles, so the largest intermediate is `(B, heads, block_size, key_block_size)` instead of
+    `(B, heads, H*W, H*W)`. Logits and softmax are float32 under mixed precision.
 
     Paper: Srinivas et al., "Bottleneck Transformers for Visual Recognition",
     https://arxiv.org/abs/2101.11605 (online softmax: Milakov & Gimelshein,
@@ -33,8 +34,12 @@ class SelfAttention2D(Attention2DBase):
         dropout: dropout rate on the attention weights (training only).
         position: `"relative"`, `"sinusoidal"` or `None`.
         similarity: `"dot"` or `"cosine"`.
-        block_size: keys per block for memory-bounded exact attention; `None` computes the
-            full score matrix at once.
+        block_size: queries (and, by default, keys) per tile for memory-bounded exact
+            attention; `None` computes the full score matrix at once.
+        key_block_size: keys per tile, when it should differ from `block_size`. A key tile
+            that covers every key uses one fused softmax per query block: on a CPU that is
+            faster than the running softmax (see benchmarks/attention.py) at memory linear,
+            not quadratic, in H*W.
         max_distance: largest row/column offset with its own relative embedding; larger
             offsets share the embedding of the clipped offset.
         use_bias: whether the projections have biases.

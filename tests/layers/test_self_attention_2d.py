@@ -60,6 +60,7 @@ def reference_attention(layer, x, relative=False, cosine=False):
     [
         ({"num_heads": 2, "key_dim": 4}, 10),
         ({"num_heads": 2, "key_dim": 4, "position": "sinusoidal", "block_size": 16}, 8),
+        ({"num_heads": 2, "key_dim": 4, "block_size": 4, "key_block_size": 30}, 10),
         ({"num_heads": 1, "key_dim": 8, "position": None, "similarity": "cosine"}, 9),
         (
             {
@@ -111,17 +112,35 @@ def test_attention_scores_are_a_distribution(rng):
     assert (scores >= 0).all()
 
 
-@pytest.mark.parametrize("position", ["relative", "sinusoidal", None])
-@pytest.mark.parametrize("similarity", ["dot", "cosine"])
-@pytest.mark.parametrize("block_size", [1, 7, 16, 64])
-def test_blockwise_equals_full(position, similarity, block_size, rng):
-    x = rng.normal(size=(2, 6, 7, 8)).astype("float32")  # 42 tokens: blocks do not divide it
-    full = SelfAttention2D(2, 4, position=position, similarity=similarity)
+def assert_blockwise_equals_full(rng, block_size, key_block_size, **kwargs):
+    x = rng.normal(size=(2, 6, 7, 8)).astype("float32")  # 42 tokens: most blocks do not divide it
+    full = SelfAttention2D(2, 4, **kwargs)
     expected = full(x)
-    blocked = SelfAttention2D(2, 4, position=position, similarity=similarity, block_size=block_size)
+    blocked = SelfAttention2D(
+        2, 4, block_size=block_size, key_block_size=key_block_size, **kwargs
+    )
     blocked(x)
     blocked.set_weights(full.get_weights())
     np.testing.assert_allclose(blocked(x), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "block_size, key_block_size",
+    [(1, None), (7, None), (16, None), (64, None), (5, 11), (8, 42), (6, 64), (42, 1)],
+)
+def test_blockwise_equals_full_for_any_tiles(block_size, key_block_size, rng):
+    assert_blockwise_equals_full(rng, block_size, key_block_size, position="relative")
+
+
+@pytest.mark.parametrize("position", ["relative", "sinusoidal", None])
+@pytest.mark.parametrize("similarity", ["dot", "cosine"])
+@pytest.mark.parametrize("block_size, key_block_size", [(8, None), (16, 64)])
+def test_blockwise_equals_full_for_every_option(
+    position, similarity, block_size, key_block_size, rng
+):
+    assert_blockwise_equals_full(
+        rng, block_size, key_block_size, position=position, similarity=similarity
+    )
 
 
 def test_blockwise_gradients_equal_full(rng):
@@ -142,9 +161,10 @@ def test_blockwise_gradients_equal_full(rng):
         np.testing.assert_allclose(g_block, g_full, atol=1e-4, rtol=1e-4)
 
 
-def test_blockwise_dynamic_shapes_in_one_model(rng):
+@pytest.mark.parametrize("key_block_size", [None, 7, 1000])
+def test_blockwise_dynamic_shapes_in_one_model(key_block_size, rng):
     inputs = keras.Input((None, None, 8))
-    layer = SelfAttention2D(2, 4, block_size=10)
+    layer = SelfAttention2D(2, 4, block_size=10, key_block_size=key_block_size)
     model = keras.Model(inputs, layer(inputs))
     reference = SelfAttention2D(2, 4)
     for size in [(3, 4), (9, 11), (1, 1)]:
@@ -183,6 +203,8 @@ def test_mixed_precision_softmax_in_float32(rng):
         ({"num_heads": 2, "key_dim": 4, "position": "absolute"}, "position"),
         ({"num_heads": 2, "key_dim": 4, "similarity": "l2"}, "similarity"),
         ({"num_heads": 2, "key_dim": 4, "block_size": 0}, "block_size"),
+        ({"num_heads": 2, "key_dim": 4, "block_size": 4, "key_block_size": 0}, "key_block_size"),
+        ({"num_heads": 2, "key_dim": 4, "key_block_size": 8}, "key_block_size"),
         ({"num_heads": 2, "key_dim": 4, "max_distance": 0}, "max_distance"),
     ],
 )
