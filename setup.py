@@ -32,6 +32,8 @@ setup(
     install_requires=[
         "keras>=3.15.1,<3.16",
         "tensorflow-datasets>=4.9.10,<4.10",
+        # tfds 4.9.10 imports it to prepare a GeneratorBasedBuilder but does not declare it.
+        "importlib_resources>=6",
         "ai-edge-litert>=2.3.0,<2.4",
         "numpy>=1.26",
         "scikit-image>=0.24",

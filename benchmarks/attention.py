@@ -31,7 +31,7 @@ import time
 METHODS = (
     "SelfAttention2D",
     "SelfAttention2D(block)",
-    "SelfAttention2D(block,all-keys)",
+    "SelfAttention2D(block+all-keys)",
     "MultiHeadAttention",
 )
 CHANNELS, HEADS, KEY_DIM = 64, 4, 16
@@ -127,7 +127,7 @@ def main() -> None:
         for batch in args.batches:
             for method in METHODS:
                 label = method.replace("(block)", f" block_size={args.block_size}").replace(
-                    "(block,all-keys)", f" block_size={args.block_size}, key_block_size=H*W"
+                    "(block+all-keys)", f" block_size={args.block_size}, key_block_size=H*W"
                 )
                 if "(block" not in method and score_gib(size, batch) > SCORE_LIMIT_GIB:
                     print(f"| {size}x{size} | {batch} | {label} | skipped: scores alone need "

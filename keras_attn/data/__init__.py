@@ -1,0 +1,17 @@
+"""keras_attn.data: tfds -> tf.data pipelines, and a local builder over bundled real photos."""
+
+from keras_attn.data.bundled_photos import BundledPhotos, load_photo, photo_names
+from keras_attn.data.super_resolution import (
+    SuperResolutionConfig,
+    bicubic_downscale,
+    super_resolution_dataset,
+)
+
+__all__ = [
+    "BundledPhotos",
+    "SuperResolutionConfig",
+    "bicubic_downscale",
+    "load_photo",
+    "photo_names",
+    "super_resolution_dataset",
+]

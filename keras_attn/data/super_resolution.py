@@ -1,0 +1,163 @@
+"""Super-resolution pipeline: HR crops from any tfds image dataset, LR made by bicubic downscaling.
+
+tfds.load -> image (uint8) -> cache -> (training) repeat + shuffle + random crop + flips/rot90
+-> LR = bicubic downscale with antialiasing (MATLAB `imresize` after the standard border crop)
+-> batch -> prefetch. Validation tiles every image into non-overlapping crops, deterministically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from keras_attn.data import bundled_photos  # noqa: F401  (registers the "bundled_photos" builder)
+
+AUTOTUNE = tf.data.AUTOTUNE
+SCALES = (2, 3, 4)
+
+
+@dataclasses.dataclass(frozen=True)
+class SuperResolutionConfig:
+    """Settings of `super_resolution_dataset`; see there."""
+
+    scale: int = 2
+    patch_size: int = 96
+    batch_size: int = 16
+    training: bool = True
+    shuffle_buffer: int = 64
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {list(SCALES)}. Received: scale={self.scale!r}")
+        if not isinstance(self.patch_size, int) or self.patch_size < 2 * self.scale:
+            raise ValueError(
+                f"patch_size must be an integer >= 2 * scale. Received: patch_size="
+                f"{self.patch_size!r}, scale={self.scale}"
+            )
+        if self.patch_size % self.scale:
+            raise ValueError(
+                f"patch_size must be a multiple of scale so the LR patch is whole. Received: "
+                f"patch_size={self.patch_size}, scale={self.scale}"
+            )
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer. Received: {self.batch_size!r}")
+
+
+def bicubic_downscale(hr: tf.Tensor, scale: int) -> tf.Tensor:
+    """LR image(s) from float HR in [0, 1]: bicubic resize with antialiasing, clipped to [0, 1].
+
+    HR height and width must be multiples of `scale`. Works on `(H, W, C)` or `(B, H, W, C)`.
+    """
+    shape = tf.shape(hr)
+    size = tf.stack([shape[-3] // scale, shape[-2] // scale])
+    lr = tf.image.resize(hr, size, method="bicubic", antialias=True)
+    return tf.clip_by_value(lr, 0.0, 1.0)
+
+
+def _image_key(info: tfds.core.DatasetInfo) -> str:
+    keys = list(info.features.keys())
+    for key in ("hr", "image"):
+        if key in keys:
+            return key
+    raise ValueError(f"Dataset {info.name!r} has no 'image' or 'hr' feature. Features: {keys}")
+
+
+def load_images(name: str, split: str, data_dir: str | None = None) -> tf.data.Dataset:
+    """uint8 RGB images `(H, W, 3)` of a tfds dataset (`hr` for div2k-like, else `image`)."""
+    try:
+        dataset, info = tfds.load(name, split=split, with_info=True, data_dir=data_dir)
+    except Exception as error:  # tfds raises many types; re-raise one clear line
+        raise ValueError(f"Could not load tfds dataset {name!r} split {split!r}: {error}") from None
+    key = _image_key(info)
+
+    def to_rgb(example):
+        image = example[key]
+        if image.shape[-1] == 1:
+            image = tf.image.grayscale_to_rgb(image)
+        return image
+
+    return dataset.map(to_rgb, num_parallel_calls=AUTOTUNE)
+
+
+def _at_least(image: tf.Tensor, size: int) -> tf.Tensor:
+    """Upsamples (bilinear) an image smaller than `size` on a side; larger ones pass through."""
+    shape = tf.shape(image)
+    factor = tf.maximum(1.0, size / tf.cast(tf.minimum(shape[0], shape[1]), tf.float32))
+    new_size = tf.cast(tf.math.ceil(tf.cast(shape[:2], tf.float32) * factor), tf.int32)
+    return tf.image.resize(image, new_size, method="bilinear")
+
+
+def _augment(hr: tf.Tensor, seed: tf.Tensor, patch_size: int) -> tf.Tensor:
+    seeds = tf.random.experimental.stateless_split(seed, num=4)
+    hr = tf.image.stateless_random_crop(hr, (patch_size, patch_size, 3), seed=seeds[0])
+    hr = tf.image.stateless_random_flip_left_right(hr, seed=seeds[1])
+    hr = tf.image.stateless_random_flip_up_down(hr, seed=seeds[2])
+    turns = tf.random.stateless_uniform((), seeds[3], minval=0, maxval=4, dtype=tf.int32)
+    return tf.image.rot90(hr, turns)
+
+
+def _tiles(image: tf.Tensor, patch_size: int) -> tf.data.Dataset:
+    """Non-overlapping `patch_size` crops covering the image (the remainder is dropped)."""
+    patches = tf.image.extract_patches(
+        image[None],
+        sizes=(1, patch_size, patch_size, 1),
+        strides=(1, patch_size, patch_size, 1),
+        rates=(1, 1, 1, 1),
+        padding="VALID",
+    )
+    patches = tf.reshape(patches, (-1, patch_size, patch_size, 3))
+    return tf.data.Dataset.from_tensor_slices(patches)
+
+
+def super_resolution_dataset(
+    name: str = "bundled_photos",
+    split: str = "train",
+    scale: int = 2,
+    patch_size: int = 96,
+    batch_size: int = 16,
+    training: bool = True,
+    *,
+    data_dir: str | None = None,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """Batches of `(lr, hr)` float32 pairs in [0, 1] for training or validating SR models.
+
+    Args:
+        name: any tfds image dataset (`"div2k/bicubic_x2"` uses its `hr` images only,
+            others their `image`), or `"bundled_photos"` (default: real photos, offline).
+        split: tfds split, e.g. `"train"`, `"validation"`, `"train[:90%]"`.
+        scale: 2, 3 or 4.
+        patch_size: HR crop side, a multiple of `scale`; LR crops are `patch_size // scale`.
+        batch_size: crops per batch.
+        training: `True`: an endless stream of random crops with flips and 90-degree turns;
+            `False`: every image tiled into non-overlapping crops, once, in order.
+        data_dir: tfds data directory (default: tfds's own).
+        seed: seed of the random crops and flips.
+
+    Returns:
+        A `tf.data.Dataset` of `(lr, hr)`: `(B, p/s, p/s, 3)` and `(B, p, p, 3)`.
+    """
+    config = SuperResolutionConfig(scale, patch_size, batch_size, training, seed=seed)
+    images = load_images(name, split, data_dir).cache()
+
+    def to_float(image):
+        return _at_least(tf.image.convert_image_dtype(image, tf.float32), config.patch_size)
+
+    images = images.map(to_float, num_parallel_calls=AUTOTUNE)
+    if training:
+        images = images.repeat().shuffle(config.shuffle_buffer, seed=config.seed)
+        randoms = tf.data.Dataset.random(seed=config.seed).batch(2)
+        patches = tf.data.Dataset.zip((images, randoms)).map(
+            lambda image, seed: _augment(image, seed, config.patch_size),
+            num_parallel_calls=AUTOTUNE,
+        )
+    else:
+        patches = images.flat_map(lambda image: _tiles(image, config.patch_size))
+
+    pairs = patches.map(
+        lambda hr: (bicubic_downscale(hr, config.scale), hr), num_parallel_calls=AUTOTUNE
+    )
+    return pairs.batch(config.batch_size, drop_remainder=training).prefetch(AUTOTUNE)

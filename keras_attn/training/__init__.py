@@ -1,0 +1,1 @@
+"""keras_attn.training: losses, metrics and the training entry point."""

@@ -1,0 +1,165 @@
+"""The training entry point shared by every family, the CLI and the examples.
+
+`fit(model, train_data, ...)` compiles with Adam and a warm-up + cosine learning-rate schedule,
+trains with per-epoch backups in `output_dir/backup/` (so the same call after a crash resumes from
+the last completed epoch, optimizer state and schedule included), logs every epoch to
+`output_dir/history.csv`, and writes the final model to `output_dir/model.keras` atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import tempfile
+
+import keras
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How to train: epochs x steps, the optimiser schedule, XLA, logging."""
+
+    epochs: int = 10
+    steps_per_epoch: int = 100
+    learning_rate: float = 1e-3
+    warmup_steps: int = 0
+    final_learning_rate_fraction: float = 0.01
+    weight_decay: float | None = None
+    clipnorm: float | None = None
+    jit_compile: bool = False
+    verbose: int | str = "auto"
+
+    def __post_init__(self):
+        for name in ("epochs", "steps_per_epoch"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0. Received: {self.learning_rate!r}")
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+
+def learning_rate_schedule(config: TrainConfig) -> keras.optimizers.schedules.LearningRateSchedule:
+    """Linear warm-up to `learning_rate`, then cosine decay to a fraction of it."""
+    warmup = min(config.warmup_steps, config.total_steps - 1)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else config.learning_rate,
+        decay_steps=max(1, config.total_steps - warmup),
+        alpha=config.final_learning_rate_fraction,
+        warmup_target=config.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    schedule = learning_rate_schedule(config)
+    if config.weight_decay:
+        return keras.optimizers.AdamW(
+            schedule, weight_decay=config.weight_decay, clipnorm=config.clipnorm
+        )
+    return keras.optimizers.Adam(schedule, clipnorm=config.clipnorm)
+
+
+def completed_epochs(output_dir: str | os.PathLike) -> int:
+    """Epochs already completed by an interrupted or finished run in `output_dir` (0 if none)."""
+    metadata = pathlib.Path(output_dir) / "backup" / "training_metadata.json"
+    if not metadata.exists():
+        return 0
+    return int(json.loads(metadata.read_text())["epoch"]) + 1
+
+
+def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> pathlib.Path:
+    """`model.save(path)` through a temporary file in the same folder and an atomic rename."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
+    os.close(handle)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def fit(
+    model: keras.Model,
+    train_data,
+    *,
+    output_dir: str | os.PathLike,
+    config: TrainConfig,
+    loss,
+    metrics=(),
+    validation_data=None,
+    callbacks=(),
+) -> keras.callbacks.History:
+    """Compiles and trains `model`, resuming from `output_dir` when it holds a backup.
+
+    Args:
+        model: a Keras model.
+        train_data: an endless `tf.data.Dataset` (or anything `model.fit` takes).
+        output_dir: folder for `backup/`, `history.csv` and the final `model.keras`.
+        config: a `TrainConfig`.
+        loss: a loss name or instance.
+        metrics: metrics to compile with.
+        validation_data: evaluated after every epoch when given.
+        callbacks: extra Keras callbacks.
+
+    Returns:
+        The Keras `History` of this call (the epochs it ran).
+    """
+    output_dir = pathlib.Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    done = completed_epochs(output_dir)
+    if done >= config.epochs:
+        print(f"{output_dir} already holds {done} completed epochs of {config.epochs}: nothing to do")
+    elif done:
+        print(f"Resuming from epoch {done + 1} (epochs 1-{done} restored from {output_dir}/backup)")
+
+    model.compile(
+        optimizer=make_optimizer(config),
+        loss=loss,
+        metrics=list(metrics),
+        jit_compile=config.jit_compile,
+    )
+    history = model.fit(
+        train_data,
+        epochs=config.epochs,
+        steps_per_epoch=config.steps_per_epoch,
+        validation_data=validation_data,
+        verbose=config.verbose,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(str(output_dir / "backup"), delete_checkpoint=False),
+            keras.callbacks.CSVLogger(str(output_dir / "history.csv"), append=True),
+            *callbacks,
+        ],
+    )
+    save_model_atomic(model, output_dir / "model.keras")
+    return history
+
+
+def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
+    """Copies weights between layers of the same name and shapes; returns the names skipped.
+
+    Used to start an x3/x4 SR model from a trained x2 one (only the upsampler differs).
+    """
+    skipped = []
+    source_layers = {layer.name.split("_", 1)[-1]: layer for layer in source.layers}
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        match = source_layers.get(layer.name.split("_", 1)[-1])
+        shapes_match = match is not None and [w.shape for w in match.weights] == [
+            w.shape for w in layer.weights
+        ]
+        if shapes_match:
+            layer.set_weights(match.get_weights())
+        else:
+            skipped.append(layer.name)
+    return skipped
