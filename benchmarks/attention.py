@@ -98,14 +98,25 @@ def score_gib(size: int, batch: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 96],
-                        help="map sides H = W (default: 32 64 96)")
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8],
-                        help="batch sizes (default: 1 8)")
-    parser.add_argument("--block-size", type=int, default=256,
-                        help="keys per block for the blockwise layer (default: 256)")
-    parser.add_argument("--repeats", type=int, default=5,
-                        help="timed forward passes per case (default: 5)")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[32, 64, 96],
+        help="map sides H = W (default: 32 64 96)",
+    )
+    parser.add_argument(
+        "--batches", type=int, nargs="+", default=[1, 8], help="batch sizes (default: 1 8)"
+    )
+    parser.add_argument(
+        "--block-size",
+        type=int,
+        default=256,
+        help="keys per block for the blockwise layer (default: 256)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed forward passes per case (default: 5)"
+    )
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # child mode: METHOD,SIZE,BATCH
     args = parser.parse_args()
@@ -117,11 +128,13 @@ def main() -> None:
 
     rows = []
     header = (
-        f"| map | batch | method | median time (ms) | peak RSS (MiB) | extra RSS (MiB) |\n"
-        f"|---|---|---|---|---|---|"
+        "| map | batch | method | median time (ms) | peak RSS (MiB) | extra RSS (MiB) |\n"
+        "|---|---|---|---|---|---|"
     )
-    print(f"block_size={args.block_size}, {CHANNELS} channels, {HEADS} heads x {KEY_DIM} dims, "
-          f"median of {args.repeats}")
+    print(
+        f"block_size={args.block_size}, {CHANNELS} channels, {HEADS} heads x {KEY_DIM} dims, "
+        f"median of {args.repeats}"
+    )
     print(header, flush=True)
     for size in args.sizes:
         for batch in args.batches:
@@ -130,11 +143,22 @@ def main() -> None:
                     "(block+all-keys)", f" block_size={args.block_size}, key_block_size=H*W"
                 )
                 if "(block" not in method and score_gib(size, batch) > SCORE_LIMIT_GIB:
-                    print(f"| {size}x{size} | {batch} | {label} | skipped: scores alone need "
-                          f"{score_gib(size, batch):.1f} GiB | | |", flush=True)
+                    print(
+                        f"| {size}x{size} | {batch} | {label} | skipped: scores alone need "
+                        f"{score_gib(size, batch):.1f} GiB | | |",
+                        flush=True,
+                    )
                     continue
-                command = [sys.executable, __file__, "--case", f"{method},{size},{batch}",
-                           "--block-size", str(args.block_size), "--repeats", str(args.repeats)]
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--case",
+                    f"{method},{size},{batch}",
+                    "--block-size",
+                    str(args.block_size),
+                    "--repeats",
+                    str(args.repeats),
+                ]
                 result = subprocess.run(command, capture_output=True, text=True, check=False)
                 if result.returncode != 0:
                     tail = (result.stderr.strip().splitlines() or ["?"])[-1]
@@ -142,8 +166,11 @@ def main() -> None:
                     continue
                 row = json.loads(result.stdout.strip().splitlines()[-1])
                 rows.append(row)
-                print(f"| {size}x{size} | {batch} | {label} | {row['median_s'] * 1e3:.1f} | "
-                      f"{row['peak_rss_mib']:.0f} | {row['extra_rss_mib']:.0f} |", flush=True)
+                print(
+                    f"| {size}x{size} | {batch} | {label} | {row['median_s'] * 1e3:.1f} | "
+                    f"{row['peak_rss_mib']:.0f} | {row['extra_rss_mib']:.0f} |",
+                    flush=True,
+                )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=1)

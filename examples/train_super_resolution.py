@@ -42,12 +42,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=40, help="epochs")
     parser.add_argument("--steps-per-epoch", type=int, default=100, help="steps per epoch")
     parser.add_argument("--batch-size", type=int, default=16, help="crops per batch")
-    parser.add_argument("--patch-size", type=int, default=96, help="HR crop side (multiple of scale)")
+    parser.add_argument(
+        "--patch-size", type=int, default=96, help="HR crop side (multiple of scale)"
+    )
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate")
     parser.add_argument("--warmup-steps", type=int, default=200, help="linear warm-up steps")
     parser.add_argument("--loss", default="charbonnier", help="charbonnier, l1 or mse")
-    parser.add_argument("--jit", action=argparse.BooleanOptionalAction, default=False,
-                        help="compile the train step with XLA")
+    parser.add_argument(
+        "--jit",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="compile the train step with XLA",
+    )
     parser.add_argument("--init-from", help="a .keras SR model to start from (matching layers)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--output", required=True, help="output folder (resumes if it has a run)")
@@ -77,11 +83,20 @@ def main(argv=None) -> int:
 
     ## Data
     train_data = data.super_resolution_dataset(
-        args.dataset, args.train_split, args.scale, args.patch_size, args.batch_size,
-        training=True, seed=args.seed,
+        args.dataset,
+        args.train_split,
+        args.scale,
+        args.patch_size,
+        args.batch_size,
+        training=True,
+        seed=args.seed,
     )
     val_data = data.super_resolution_dataset(
-        args.dataset, args.val_split, args.scale, args.patch_size, args.batch_size,
+        args.dataset,
+        args.val_split,
+        args.scale,
+        args.patch_size,
+        args.batch_size,
         training=False,
     ).cache()
     baseline = bicubic_psnr(val_data, args.scale)

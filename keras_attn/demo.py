@@ -18,7 +18,7 @@ import tempfile
 
 import numpy as np
 
-QUERY_POINTS = {"face": (30, 33), "suit": (52, 20), "flag": (14, 54)}  # (row, col) at 64x64
+QUERY_POINTS = {"face": (17, 29), "suit": (50, 10), "shuttle": (14, 54)}  # (row, col) at 64x64
 
 
 def _photo(size: int = 64) -> np.ndarray:
@@ -51,7 +51,7 @@ def _layer_outputs(image: np.ndarray) -> dict:
 
     conv = keras.layers.Conv2D(16, 3, padding="same", activation="relu")
     feature_map = conv(batch)
-    _, gates = layers.SqueezeExcite(ratio=0.25)(feature_map, return_attention_scores=True)
+    _, gates = layers.SqueezeExcite(ratio=1.0)(feature_map, return_attention_scores=True)
     _, cbam = layers.CBAM(ratio=0.25, kernel_size=7)(feature_map, return_attention_scores=True)
     return {
         "queries": {
@@ -100,7 +100,7 @@ def run_demo(output_dir: str | os.PathLike) -> list[pathlib.Path]:
         ax.imshow(attention_map, cmap="inferno", alpha=0.7)
         row, col = QUERY_POINTS[name]
         ax.scatter([col], [row], s=60, c="cyan", marker="x")
-        ax.set_title(f"SelfAttention2D (untrained, cosine): query '{name}'")
+        ax.set_title(f"SelfAttention2D, query '{name}' (untrained)")
     axes[1, 1].imshow(image)
     axes[1, 1].imshow(results["cbam_spatial"], cmap="viridis", alpha=0.6)
     axes[1, 1].set_title("CBAM spatial map (untrained)")

@@ -43,7 +43,9 @@ class SuperResolutionConfig:
                 f"patch_size={self.patch_size}, scale={self.scale}"
             )
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer. Received: {self.batch_size!r}")
+            raise ValueError(
+                f"batch_size must be a positive integer. Received: {self.batch_size!r}"
+            )
 
 
 def bicubic_downscale(hr: tf.Tensor, scale: int) -> tf.Tensor:

@@ -1,5 +1,6 @@
 """keras_attn.layers: attention layers for CNNs, written with keras.ops only."""
 
+from keras_attn.layers.bilinear_upsampling_2d import BilinearUpsampling2D
 from keras_attn.layers.cbam import CBAM
 from keras_attn.layers.cross_attention_2d import CrossAttention2D
 from keras_attn.layers.non_local_2d import NonLocal2D
@@ -13,6 +14,7 @@ from keras_attn.layers.warp import Warp
 
 __all__ = [
     "ATTENTION_LAYERS",
+    "BilinearUpsampling2D",
     "CBAM",
     "CrossAttention2D",
     "NonLocal2D",

@@ -22,8 +22,8 @@ class CrossAttention2D(Attention2DBase):
 
     Args:
         num_heads, key_dim, value_dim, output_dim, dropout, position, similarity, block_size,
-        key_block_size, max_distance, use_bias, kernel_initializer, seed: as in `SelfAttention2D`; `output_dim`
-            defaults to the channels of `query`.
+        key_block_size, max_distance, use_bias, kernel_initializer, seed: as in
+            `SelfAttention2D`; `output_dim` defaults to the channels of `query`.
 
     Call arguments:
         query: `(B, H, W, C)` map the queries come from.

@@ -19,7 +19,9 @@ def as_float_image(image, argument: str, channels: tuple[int, ...] = (1, 3)) -> 
         try:
             image = np.asarray(image)
         except Exception as error:  # noqa: BLE001 - any conversion failure is a bad input
-            raise ValueError(f"{argument} must be a numpy array. Received: {type(image)}") from error
+            raise ValueError(
+                f"{argument} must be a numpy array. Received: {type(image)}"
+            ) from error
     if image.ndim not in (2, 3):
         raise ValueError(
             f"{argument} must have rank 2 (H, W) or 3 (H, W, C). "

@@ -20,8 +20,9 @@ class ModelSpec:
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, family: str, builder: Callable[..., keras.Model],
-                   description: str = "", **defaults) -> None:
+def register_model(
+    name: str, family: str, builder: Callable[..., keras.Model], description: str = "", **defaults
+) -> None:
     """Registers `builder(**defaults)` under `name`; names are unique."""
     if name in _REGISTRY:
         raise ValueError(f"A model named {name!r} is already registered.")
@@ -45,5 +46,3 @@ def build_model(name: str, **overrides) -> keras.Model:
     kwargs = {**spec.defaults, **overrides}
     kwargs.setdefault("name", name)
     return spec.builder(**kwargs)
-
-

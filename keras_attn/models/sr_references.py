@@ -1,8 +1,16 @@
 """Reference SR networks of the keras.io examples (ESPCN, small EDSR), rebuilt for comparison.
 
 Both take and return RGB in `[0, 1]` with any H, W, like `super_resolution`, so a benchmark can
-train them on the same data for the same steps. They use builtin layers plus `PixelShuffle`
-only (no Lambda layers): they load with `safe_mode=True` and convert to builtin TFLite ops.
+train them on the same data for the same steps. They use builtin layers plus registered
+keras_attn layers only (no Lambda layers): they load with `safe_mode=True` and convert to
+builtin TFLite ops.
+
+`BilinearUpsampling2D` stands in for `keras.layers.UpSampling2D(interpolation="bilinear")`:
+in Keras 3.15.1 that layer fails on the TensorFlow backend whenever H, W are unknown inside a
+graph (`predict` on a second image size, SavedModel export, TFLite conversion), because
+`keras.ops.image.resize` now checks `size[0] <= 0` in Python on a symbolic size (keras-team/keras
+PR #22079). It gives the same values (`tf.image.resize(..., "bilinear")`, half-pixel centres,
+edges clamped) with slices, concatenation and a reshape.
 """
 
 from __future__ import annotations
@@ -12,12 +20,15 @@ import numbers
 import keras
 
 from keras_attn.layers import _checks
+from keras_attn.layers.bilinear_upsampling_2d import BilinearUpsampling2D
 from keras_attn.layers.pixel_shuffle import PixelShuffle
 
 _SCALES = (2, 3, 4)
 
 
-def espcn(scale: int, channels: int = 64, *, skip: bool = False, name: str = "espcn") -> keras.Model:
+def espcn(
+    scale: int, channels: int = 64, *, skip: bool = False, name: str = "espcn"
+) -> keras.Model:
     """ESPCN of keras.io's "Image Super-Resolution using an Efficient Sub-Pixel CNN", on RGB.
 
     conv5x5(`channels`, ReLU) -> conv3x3(`channels`, ReLU) -> conv3x3(`channels // 2`, ReLU)
@@ -91,7 +102,11 @@ def edsr(
         A `keras.Model` mapping `image` `(B, H, W, 3)` to `(B, scale*H, scale*W, 3)` in `[0, 1]`.
     """
     _check_arguments(scale, channels)
-    if isinstance(num_blocks, bool) or not isinstance(num_blocks, numbers.Integral) or num_blocks < 0:
+    if (
+        isinstance(num_blocks, bool)
+        or not isinstance(num_blocks, numbers.Integral)
+        or num_blocks < 0
+    ):
         raise ValueError(
             f"num_blocks must be a non-negative integer. Received: num_blocks={num_blocks!r}"
         )
@@ -129,9 +144,7 @@ def _check_arguments(scale, channels) -> None:
 def _finish(image, x, scale: int, skip: bool, name: str) -> keras.Model:
     """Adds the optional bilinear skip, clips to `[0, 1]` and wraps the graph in a model."""
     if skip:
-        upsampled = keras.layers.UpSampling2D(
-            size=scale, interpolation="bilinear", name=f"{name}_skip_upsample"
-        )(image)
+        upsampled = BilinearUpsampling2D(scale, name=f"{name}_skip_upsample")(image)
         x = keras.layers.Add(name=f"{name}_skip_add")([x, upsampled])
     x = keras.layers.ReLU(max_value=1.0, name=f"{name}_clip")(x)
     return keras.Model(image, x, name=name)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from keras_attn.layers import NonLocal2D, PixelShuffle, SelfAttention2D, SqueezeExcite
+from keras_attn.layers import (
+    BilinearUpsampling2D,
+    NonLocal2D,
+    PixelShuffle,
+    SelfAttention2D,
+    SqueezeExcite,
+)
 from keras_attn.models import _images
 from keras_attn.models.registry import register_model
 
@@ -67,8 +73,11 @@ def super_resolution(
         raise ValueError(
             f"attention must be one of {list(ATTENTION_STAGES)}. Received: attention={attention!r}"
         )
-    for arg, value in (("channels", channels), ("num_groups", num_groups),
-                       ("blocks_per_group", blocks_per_group)):
+    for arg, value in (
+        ("channels", channels),
+        ("num_groups", num_groups),
+        ("blocks_per_group", blocks_per_group),
+    ):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{arg} must be a positive integer. Received: {arg}={value!r}")
 
@@ -119,9 +128,7 @@ def super_resolution(
     )(x)
     x = PixelShuffle(scale, name=f"{name}_pixel_shuffle")(x)
     if image_skip:
-        upsampled = keras.layers.UpSampling2D(
-            size=scale, interpolation="bilinear", name=f"{name}_image_upsample"
-        )(image)
+        upsampled = BilinearUpsampling2D(scale, name=f"{name}_image_upsample")(image)
         x = keras.layers.Add(name=f"{name}_image_skip")([upsampled, x])
     upscaled = keras.layers.ReLU(max_value=1.0, name=f"{name}_clip")(x)
     return keras.Model(image, upscaled, name=name)
@@ -158,12 +165,19 @@ def model_scale(model) -> int:
 
 
 def _feather(length: int, ramp_before: int, ramp_after: int) -> np.ndarray:
-    """1D blend weights: linear ramps (strictly positive) on the overlapping sides."""
+    """1D blend weights of one tile: over an overlap of `r` pixels the weight is 0 on the outer
+    quarter (pixels whose receptive field ran off the tile), rises linearly over the middle
+    half, and is 1 beyond; a neighbour's mirrored ramp makes the two sum to 1."""
     weights = np.ones(length, "float32")
+
+    def ramp(size):
+        position = np.arange(size, dtype="float32") + 0.5
+        return np.clip((position - size / 4) / (size / 2), 0.0, 1.0)
+
     if ramp_before:
-        weights[:ramp_before] = (np.arange(ramp_before) + 1.0) / (ramp_before + 1.0)
+        weights[:ramp_before] = ramp(ramp_before)
     if ramp_after:
-        weights[length - ramp_after :] = (np.arange(ramp_after, 0, -1)) / (ramp_after + 1.0)
+        weights[length - ramp_after :] = ramp(ramp_after)[::-1]
     return weights
 
 

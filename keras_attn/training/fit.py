@@ -118,7 +118,9 @@ def fit(
     output_dir.mkdir(parents=True, exist_ok=True)
     done = completed_epochs(output_dir)
     if done >= config.epochs:
-        print(f"{output_dir} already holds {done} completed epochs of {config.epochs}: nothing to do")
+        print(
+            f"{output_dir} already holds {done} completed epochs of {config.epochs}: nothing to do"
+        )
     elif done:
         print(f"Resuming from epoch {done + 1} (epochs 1-{done} restored from {output_dir}/backup)")
 

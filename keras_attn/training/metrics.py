@@ -218,7 +218,10 @@ def _cropped_luma(y_true, y_pred, border, *, min_size: int):
     shapes = f"Received: y_true.shape={true_shape}, y_pred.shape={pred_shape}"
     if len(true_shape) != 4 or len(pred_shape) != 4:
         raise ValueError(f"y_true and y_pred must be (batch, height, width, 3) images. {shapes}")
-    if any(t is not None and p is not None and t != p for t, p in zip(true_shape, pred_shape)):
+    if any(
+        t is not None and p is not None and t != p
+        for t, p in zip(true_shape, pred_shape, strict=True)
+    ):
         raise ValueError(f"y_true and y_pred must have the same shape. {shapes}")
     for size in (*true_shape[1:3], *pred_shape[1:3]):
         if size is not None and size - 2 * border < min_size:

@@ -116,9 +116,7 @@ def assert_blockwise_equals_full(rng, block_size, key_block_size, **kwargs):
     x = rng.normal(size=(2, 6, 7, 8)).astype("float32")  # 42 tokens: most blocks do not divide it
     full = SelfAttention2D(2, 4, **kwargs)
     expected = full(x)
-    blocked = SelfAttention2D(
-        2, 4, block_size=block_size, key_block_size=key_block_size, **kwargs
-    )
+    blocked = SelfAttention2D(2, 4, block_size=block_size, key_block_size=key_block_size, **kwargs)
     blocked(x)
     blocked.set_weights(full.get_weights())
     np.testing.assert_allclose(blocked(x), expected, atol=1e-5, rtol=0)

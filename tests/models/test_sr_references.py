@@ -16,6 +16,16 @@ def _tiny(family, scale, skip, name="ref"):
     return BUILDERS[family](scale, skip=skip, name=name, **TINY[family])
 
 
+def _train_step(model, image, rng, run_eagerly):
+    """One Adam step on an L1 loss: the loss is finite and every weight moves."""
+    target = rng.uniform(size=model.compute_output_shape(image.shape)).astype("float32")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mae", run_eagerly=run_eagerly)
+    before = [w.numpy() for w in model.trainable_weights]
+    assert np.isfinite(model.train_on_batch(image, target))
+    after = [w.numpy() for w in model.trainable_weights]
+    assert all(not np.allclose(b, a) for b, a in zip(before, after, strict=True))
+
+
 def _weights(model):
     return [w.numpy() for w in model.weights]
 
@@ -37,13 +47,8 @@ def test_shapes_range_training_and_reload(rng, tmp_path, family, scale, skip):
         assert output.min() >= 0.0 and output.max() <= 1.0
         assert output.std() > 1e-4
 
-    # One training step changes the weights and gives a finite loss.
-    target = rng.uniform(size=output.shape).astype("float32")
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mae")
-    before = [w.numpy() for w in model.trainable_weights]
-    assert np.isfinite(model.train_on_batch(image, target))
-    after = [w.numpy() for w in model.trainable_weights]
-    assert all(not np.allclose(b, a) for b, a in zip(before, after, strict=True))
+    # One (eager, to keep the suite fast) training step changes every weight.
+    _train_step(model, image, rng, run_eagerly=True)
 
     # .keras round trip with safe_mode=True (no Lambda layers) gives equal outputs.
     expected = np.asarray(model(image))
@@ -89,13 +94,18 @@ def test_architectures_match_keras_io():
     assert model.get_layer("edsr_upsample_shuffle").scale == 4
 
 
-def test_tflite_builtin_ops_match_keras(rng):
+def test_graph_training_tflite_and_predict_on_any_size(rng):
     model = _tiny("edsr", 3, skip=True)
+    _train_step(model, rng.uniform(size=(2, 5, 4, 3)).astype("float32"), rng, run_eagerly=False)
     image = rng.uniform(size=(1, 6, 5, 3)).astype("float32")
     (output, *_), ops = tflite_outputs(model, [image])
     assert not any(op.startswith("Flex") for op in ops), ops
     assert output.shape == (1, 18, 15, 3)
     np.testing.assert_allclose(output, model(image), atol=1e-4, rtol=0)
+    # A second size makes predict retrace with unknown H, W (UpSampling2D fails there).
+    for shape in [(1, 6, 5, 3), (2, 4, 7, 3)]:
+        image = rng.uniform(size=shape).astype("float32")
+        np.testing.assert_allclose(model.predict(image, verbose=0), model(image), atol=1e-5)
 
 
 @pytest.mark.parametrize("scale", [1, 5, 2.0, True, "2", None])
