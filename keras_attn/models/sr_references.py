@@ -22,6 +22,7 @@ import keras
 from keras_attn.layers import _checks
 from keras_attn.layers.bilinear_upsampling_2d import BilinearUpsampling2D
 from keras_attn.layers.pixel_shuffle import PixelShuffle
+from keras_attn.models.registry import register_model
 
 _SCALES = (2, 3, 4)
 
@@ -148,3 +149,25 @@ def _finish(image, x, scale: int, skip: bool, name: str) -> keras.Model:
         x = keras.layers.Add(name=f"{name}_skip_add")([x, upsampled])
     x = keras.layers.ReLU(max_value=1.0, name=f"{name}_clip")(x)
     return keras.Model(image, x, name=name)
+
+
+# Registered so the benchmark trains them through the same script, data and steps as ours.
+for _scale in (2, 3, 4):
+    for _skip in (False, True):
+        _suffix = "_skip" if _skip else ""
+        register_model(
+            f"espcn{_suffix}_x{_scale}",
+            "sr",
+            espcn,
+            description=f"reference: keras.io ESPCN (RGB){' + image skip' if _skip else ''}",
+            scale=_scale,
+            skip=_skip,
+        )
+        register_model(
+            f"edsr_small{_suffix}_x{_scale}",
+            "sr",
+            edsr,
+            description=f"reference: keras.io EDSR 32x8{' + image skip' if _skip else ''}",
+            scale=_scale,
+            skip=_skip,
+        )

@@ -70,7 +70,7 @@ def completed_epochs(output_dir: str | os.PathLike) -> int:
     metadata = pathlib.Path(output_dir) / "backup" / "training_metadata.json"
     if not metadata.exists():
         return 0
-    return int(json.loads(metadata.read_text())["epoch"]) + 1
+    return int(json.loads(metadata.read_text())["epoch"])  # Keras stores the completed count
 
 
 def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> pathlib.Path:
@@ -151,12 +151,15 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
 
     Used to start an x3/x4 SR model from a trained x2 one (only the upsampler differs).
     """
+    def local_name(model, layer):  # layer names carry their model's name as a prefix
+        return layer.name.removeprefix(f"{model.name}_")
+
     skipped = []
-    source_layers = {layer.name.split("_", 1)[-1]: layer for layer in source.layers}
+    source_layers = {local_name(source, layer): layer for layer in source.layers}
     for layer in target.layers:
         if not layer.weights:
             continue
-        match = source_layers.get(layer.name.split("_", 1)[-1])
+        match = source_layers.get(local_name(target, layer))
         shapes_match = match is not None and [w.shape for w in match.weights] == [
             w.shape for w in layer.weights
         ]

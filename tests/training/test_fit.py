@@ -23,7 +23,7 @@ def test_fit_writes_model_history_and_resumes(tmp_path, capsys):
     assert (tmp_path / "model.keras").exists()
     assert len((tmp_path / "history.csv").read_text().strip().splitlines()) == 3
     assert training.completed_epochs(tmp_path) == 2
-    assert json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+    assert json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"] == 2
 
     # Asking for more epochs continues from epoch 3 with the optimizer state restored.
     more = training.TrainConfig(epochs=3, steps_per_epoch=2, learning_rate=1e-2, verbose=0)
@@ -42,6 +42,17 @@ def test_schedule_warms_up_then_decays():
     values = [float(schedule(step)) for step in (0, 5, 10, 55, 99)]
     assert values[0] < values[1] < values[2] == pytest.approx(1e-3)
     assert values[2] > values[3] > values[4] >= 1e-5 * 0.99
+
+
+def test_transfer_weights_between_registered_presets():
+    from keras_attn import models
+
+    x2, x3 = models.build_model("sr_tiny_x2"), models.build_model("sr_tiny_x3")
+    assert training.transfer_weights(x2, x3) == ["sr_tiny_x3_upsample_conv"]
+    np.testing.assert_array_equal(
+        x3.get_layer("sr_tiny_x3_group1_block2_conv2").kernel,
+        x2.get_layer("sr_tiny_x2_group1_block2_conv2").kernel,
+    )
 
 
 def test_transfer_weights_skips_the_upsampler():
