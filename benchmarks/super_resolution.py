@@ -1,0 +1,181 @@
+"""Super-resolution benchmark: PSNR-Y / SSIM-Y on held-out photos, params, MACs, latency.
+
+Evaluates, on the bundled photos held out from every training run (`validation` split: chelsea,
+coffee, flower, coins, gravel), full images (HR cropped to a multiple of the scale, LR made by
+antialiased bicubic downscaling as in training), with the standard protocol: Y channel (BT.601)
+and a `scale`-pixel border crop:
+
+- classical upsampling: nearest, bicubic, Lanczos-3 (`tf.image.resize`),
+- every `.keras` SR model given with `--model LABEL=PATH` (ours and the references trained with
+  the same steps and data by examples/train_super_resolution.py),
+
+plus parameters, MACs (TF profiler float ops / 2) and latency for a 256x256 input in Keras
+(`tf.function`) and TFLite (fp32, builtin ops, LiteRT), median of `--repeats` runs.
+
+Run:
+    python benchmarks/super_resolution.py --scale 2 \
+        --model ours=runs/sr_x2/model.keras \
+        --model edsr_skip=runs/sr_refs/edsr_small_skip_x2/model.keras \
+        --figure runs/sr_x2_comparison.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_attn  # noqa: E402,F401  (registers the layers before loading .keras files)
+from keras_attn import data  # noqa: E402
+from keras_attn.training.metrics import psnr_y, ssim_y  # noqa: E402
+
+CLASSICAL = {"nearest": "nearest", "bicubic": "bicubic", "lanczos3": "lanczos3"}
+
+
+def held_out_pairs(scale: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    pairs = []
+    for name in data.photo_names("validation"):
+        hr = data.load_photo(name).astype("float32") / 255.0
+        height, width = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
+        hr = hr[:height, :width]
+        lr = data.bicubic_downscale(tf.constant(hr), scale).numpy()
+        pairs.append((name, lr, hr))
+    return pairs
+
+
+def score(upscaled: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:
+    upscaled = np.clip(upscaled, 0.0, 1.0)[None]
+    return (
+        float(psnr_y(hr[None], upscaled, border=scale)[0]),
+        float(ssim_y(hr[None], upscaled, border=scale)[0]),
+    )
+
+
+def count_macs(model: keras.Model, size: int) -> float:
+    """Multiply-accumulates of one forward pass on a `size x size` RGB input."""
+    spec = tf.TensorSpec((1, size, size, 3), tf.float32)
+    graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    profile = tf.compat.v1.profiler.profile(graph=graph, options=options)
+    return profile.total_float_ops / 2.0
+
+
+def keras_latency(model: keras.Model, size: int, repeats: int) -> float:
+    x = tf.constant(np.random.default_rng(0).uniform(size=(1, size, size, 3)), tf.float32)
+    forward = tf.function(lambda inputs: model(inputs, training=False))
+    forward(x).numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        forward(x).numpy()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def tflite_latency(model: keras.Model, size: int, repeats: int) -> tuple[float, float]:
+    """(median seconds, max |TFLite - Keras|) for a builtin-ops fp32 conversion."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    interpreter = Interpreter(model_content=converter.convert(), num_threads=2)
+    x = np.random.default_rng(0).uniform(size=(1, size, size, 3)).astype("float32")
+    detail = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(detail["index"], x.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(detail["index"], x)
+    output_index = interpreter.get_output_details()[0]["index"]
+    interpreter.invoke()
+    difference = float(np.abs(interpreter.get_tensor(output_index) - np.asarray(model(x))).max())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), difference
+
+
+def comparison_figure(path, pairs, scale, model, label) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    name, lr, hr = pairs[0]
+    ours = np.clip(np.asarray(model(lr[None]))[0], 0, 1)
+    bicubic = np.clip(tf.image.resize(lr, hr.shape[:2], "bicubic").numpy(), 0, 1)
+    top, left, crop = hr.shape[0] // 3, hr.shape[1] // 3, 96
+    panels = [("bicubic", bicubic), (label, ours), ("HR (ground truth)", hr)]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.4))
+    for ax, (title, image) in zip(axes, panels, strict=True):
+        ax.imshow(image[top : top + crop, left : left + crop], interpolation="nearest")
+        psnr = "" if image is hr else f", PSNR-Y {score(image, hr, scale)[0]:.2f} dB"
+        ax.set_title(f"{title}{psnr}")
+        ax.axis("off")
+    fig.suptitle(f"x{scale} on held-out photo '{name}' ({crop}x{crop} HR crop)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="SR benchmark on held-out bundled photos.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--scale", type=int, default=2, choices=[2, 3, 4], help="scale")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="LABEL=PATH",
+        help="a .keras SR model to evaluate (repeatable)",
+    )
+    parser.add_argument("--size", type=int, default=256, help="input side for MACs and latency")
+    parser.add_argument("--repeats", type=int, default=10, help="timed runs per latency")
+    parser.add_argument("--figure", help="write a bicubic / first model / HR crop figure here")
+    args = parser.parse_args()
+
+    pairs = held_out_pairs(args.scale)
+    print(f"x{args.scale}, held-out photos: {', '.join(name for name, _, _ in pairs)}")
+    print("| method | PSNR-Y (dB) | SSIM-Y | params | MACs @256 | Keras ms @256 | TFLite ms @256 |")
+    print("|---|---|---|---|---|---|---|")
+    for label, method in CLASSICAL.items():
+        scores = [
+            score(tf.image.resize(lr, hr.shape[:2], method).numpy(), hr, args.scale)
+            for _, lr, hr in pairs
+        ]
+        psnr, ssim = np.mean(scores, axis=0)
+        print(f"| {label} | {psnr:.2f} | {ssim:.4f} | 0 | - | - | - |", flush=True)
+
+    models = []
+    for entry in args.model:
+        label, _, path = entry.partition("=")
+        model = keras.saving.load_model(path)
+        models.append((label, model))
+        scores = [score(np.asarray(model(lr[None]))[0], hr, args.scale) for _, lr, hr in pairs]
+        psnr, ssim = np.mean(scores, axis=0)
+        macs = count_macs(model, args.size)
+        keras_ms = keras_latency(model, args.size, args.repeats) * 1e3
+        tflite_s, difference = tflite_latency(model, args.size, args.repeats)
+        print(
+            f"| {label} | {psnr:.2f} | {ssim:.4f} | {model.count_params():,} | "
+            f"{macs / 1e9:.2f} G | {keras_ms:.0f} | {tflite_s * 1e3:.0f} "
+            f"(max diff {difference:.1e}) |",
+            flush=True,
+        )
+    if args.figure and models:
+        comparison_figure(args.figure, pairs, args.scale, models[0][1], models[0][0])
+        print(f"wrote {args.figure}")
+
+
+if __name__ == "__main__":
+    main()
