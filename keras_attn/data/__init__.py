@@ -1,6 +1,8 @@
 """keras_attn.data: tfds -> tf.data pipelines, and a local builder over bundled real photos."""
 
 from keras_attn.data.bundled_photos import BundledPhotos, load_photo, photo_names
+from keras_attn.data.classification import ClassificationConfig, classification_dataset
+from keras_attn.data.digits import BundledDigits
 from keras_attn.data.super_resolution import (
     SuperResolutionConfig,
     bicubic_downscale,
@@ -8,6 +10,9 @@ from keras_attn.data.super_resolution import (
 )
 
 __all__ = [
+    "BundledDigits",
+    "ClassificationConfig",
+    "classification_dataset",
     "BundledPhotos",
     "SuperResolutionConfig",
     "bicubic_downscale",

@@ -1,0 +1,223 @@
+"""Image-classification pipeline over any supervised tfds image dataset, and the offline digits.
+
+tfds.load(as_supervised=True) -> float [0, 1] -> channels -> bilinear resize to a square
+-> uint8 -> cache -> (training) shuffle + repeat + random translation (zero padding and random
+crop) + horizontal flip where the dataset allows it -> float32 -> batch -> prefetch.
+The cache holds uint8 (4x smaller than float32; rounding costs at most 0.5/255 per pixel).
+
+Horizontal flips follow one per-dataset rule, `allows_horizontal_flip(name)`: only datasets
+listed in `MIRROR_INVARIANT_DATASETS` (natural photographs whose classes survive mirroring)
+are flipped. Digits, letters and other symbols change meaning or become invalid when mirrored
+(a mirrored 2 is no digit), and unlisted datasets are treated the same way: a missing flip
+costs a little augmentation, a wrong one corrupts the labels silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from keras_attn.data import digits  # noqa: F401  (registers the "bundled_digits" builder)
+
+AUTOTUNE = tf.data.AUTOTUNE
+CHANNELS = (None, 1, 3)
+
+MIRROR_INVARIANT_DATASETS = frozenset(
+    {
+        "caltech101",
+        "cars196",
+        "cats_vs_dogs",
+        "cifar10",
+        "cifar100",
+        "fashion_mnist",
+        "food101",
+        "imagenet2012",
+        "imagenet_resized",
+        "imagenette",
+        "oxford_flowers102",
+        "oxford_iiit_pet",
+        "stanford_dogs",
+        "stl10",
+        "tf_flowers",
+    }
+)
+
+
+def base_name(name: str) -> str:
+    """The tfds dataset name without config and version: `"imagenette/320px:1.0.0"` ->
+    `"imagenette"`."""
+    return name.split("/")[0].split(":")[0].strip().lower()
+
+
+def allows_horizontal_flip(name: str) -> bool:
+    """Whether training may mirror images of dataset `name` (see the module docstring)."""
+    return base_name(name) in MIRROR_INVARIANT_DATASETS
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassificationConfig:
+    """Settings of `classification_dataset`; see there."""
+
+    image_size: int = 32
+    batch_size: int = 64
+    training: bool = True
+    channels: int | None = None
+    horizontal_flip: bool = False
+    max_shift: int | None = None  # default: image_size // 8 (4 pixels at 32, as for CIFAR)
+    shuffle_buffer: int = 10_000
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("image_size", "batch_size", "shuffle_buffer"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        if self.channels not in CHANNELS:
+            raise ValueError(
+                f"channels must be one of {list(CHANNELS)}. Received: channels={self.channels!r}"
+            )
+        if self.max_shift is not None and (
+            isinstance(self.max_shift, bool)
+            or not isinstance(self.max_shift, int)
+            or not 0 <= self.max_shift < self.image_size
+        ):
+            raise ValueError(
+                f"max_shift must be an integer in [0, image_size). Received: "
+                f"max_shift={self.max_shift!r}, image_size={self.image_size}"
+            )
+
+    @property
+    def shift(self) -> int:
+        return self.image_size // 8 if self.max_shift is None else self.max_shift
+
+
+def _one_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def dataset_info(name: str, data_dir: str | None = None) -> tfds.core.DatasetInfo:
+    """The tfds `DatasetInfo` of `name`, with a one-line `ValueError` for unknown names."""
+    try:
+        return tfds.builder(name, data_dir=data_dir).info
+    except Exception as error:  # tfds raises many types; re-raise one clear line
+        raise ValueError(f"Unknown tfds dataset {name!r}: {_one_line(error)}") from None
+
+
+def num_classes(name: str, data_dir: str | None = None) -> int:
+    """Number of classes of a supervised tfds image-classification dataset."""
+    info = dataset_info(name, data_dir)
+    if not info.supervised_keys:
+        raise ValueError(f"Dataset {name!r} has no supervised (image, label) keys.")
+    label = info.features[info.supervised_keys[1]]
+    if not isinstance(label, tfds.features.ClassLabel):
+        raise ValueError(f"Dataset {name!r} has no class label. Its label: {label!r}")
+    return label.num_classes
+
+
+def num_examples(name: str, split: str, data_dir: str | None = None) -> int | None:
+    """Examples in `split` (slices like `"train[:90%]"` work), or `None` where tfds does not
+    know (mock data)."""
+    try:
+        return dataset_info(name, data_dir).splits[split].num_examples or None
+    except (KeyError, ValueError):
+        return None
+
+
+def load_supervised(name: str, split: str, data_dir: str | None = None) -> tf.data.Dataset:
+    """`(image, label)` pairs of a tfds dataset, `uint8 (H, W, C)` and an integer label."""
+    try:
+        return tfds.load(name, split=split, as_supervised=True, data_dir=data_dir)
+    except Exception as error:  # tfds raises many types; re-raise one clear line
+        raise ValueError(
+            f"Could not load tfds dataset {name!r} split {split!r}: {_one_line(error)}"
+        ) from None
+
+
+def preprocess(image: tf.Tensor, config: ClassificationConfig) -> tf.Tensor:
+    """Deterministic part, before the cache: uint8 image -> `(S, S, C)` uint8, with the
+    channels converted (gray <-> RGB) and a bilinear (antialiased when shrinking) resize."""
+    image = tf.image.convert_image_dtype(image, tf.float32)
+    if config.channels == 1 and image.shape[-1] == 3:
+        image = tf.image.rgb_to_grayscale(image)
+    elif config.channels == 3 and image.shape[-1] == 1:
+        image = tf.image.grayscale_to_rgb(image)
+    size = (config.image_size, config.image_size)
+    image = tf.image.resize(image, size, method="bilinear", antialias=True)
+    # Rounded, not truncated (as convert_image_dtype would): at most 0.5/255 off.
+    return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8)
+
+
+def augment(image: tf.Tensor, seed: tf.Tensor, config: ClassificationConfig) -> tf.Tensor:
+    """Random translation by up to `config.shift` pixels (zero padding + random crop), and a
+    horizontal flip only when `config.horizontal_flip`. `seed`: a stateless seed, shape (2,)."""
+    seeds = tf.random.experimental.stateless_split(seed, num=2)
+    shift = config.shift
+    if shift:
+        padded = tf.pad(image, [[shift, shift], [shift, shift], [0, 0]])
+        image = tf.image.stateless_random_crop(padded, tf.shape(image), seed=seeds[0])
+    if config.horizontal_flip:
+        image = tf.image.stateless_random_flip_left_right(image, seed=seeds[1])
+    return image
+
+
+def classification_dataset(
+    name: str = "bundled_digits",
+    split: str = "train",
+    batch_size: int = 64,
+    image_size: int = 32,
+    training: bool = True,
+    *,
+    data_dir: str | None = None,
+    seed: int = 0,
+    channels: int | None = None,
+) -> tf.data.Dataset:
+    """Batches of `(images, labels)` for training or evaluating image classifiers.
+
+    Args:
+        name: any supervised tfds image-classification dataset (`"cifar10"`, `"mnist"`, ...,
+            loaded with `as_supervised=True`), or `"bundled_digits"` (default: scikit-learn's
+            real digit scans, offline).
+        split: tfds split, e.g. `"train"`, `"test"`, `"train[:90%]"`.
+        batch_size: images per batch.
+        image_size: side of the square images the model sees (bilinear resize).
+        training: `True`: an endless, shuffled stream with random translations and, only
+            where `allows_horizontal_flip(name)`, horizontal flips; full batches only.
+            `False`: every example once, in order, unaugmented.
+        data_dir: tfds data directory (default: tfds's own).
+        seed: seed of the shuffle and the augmentation.
+        channels: `1` or `3` to convert (gray <-> RGB), `None` to keep the dataset's.
+
+    Returns:
+        A `tf.data.Dataset` of `(images, labels)`: float32 `(B, S, S, C)` in [0, 1] and int32
+        `(B,)` class indices.
+    """
+    config = ClassificationConfig(
+        image_size=image_size,
+        batch_size=batch_size,
+        training=training,
+        channels=channels,
+        horizontal_flip=allows_horizontal_flip(name),
+        seed=seed,
+    )
+    examples = load_supervised(name, split, data_dir)
+    examples = examples.map(
+        lambda image, label: (preprocess(image, config), tf.cast(label, tf.int32)),
+        num_parallel_calls=AUTOTUNE,
+    ).cache()
+
+    if training:
+        examples = examples.shuffle(config.shuffle_buffer, seed=config.seed).repeat()
+        randoms = tf.data.Dataset.random(seed=config.seed).batch(2)
+        examples = tf.data.Dataset.zip((examples, randoms)).map(
+            lambda example, seed: (augment(example[0], seed, config), example[1]),
+            num_parallel_calls=AUTOTUNE,
+        )
+
+    def to_float(image, label):
+        return tf.image.convert_image_dtype(image, tf.float32), label
+
+    examples = examples.map(to_float, num_parallel_calls=AUTOTUNE)
+    return examples.batch(config.batch_size, drop_remainder=training).prefetch(AUTOTUNE)

@@ -1,0 +1,70 @@
+"""SavedModel export with a named `serving_default` signature and the reusable-SavedModel API."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import keras
+import tensorflow as tf
+
+from keras_attn.export._atomic import atomic_path
+
+
+def input_specs(model: keras.Model) -> list[tf.TensorSpec]:
+    """One named `tf.TensorSpec` per model input, batch left open."""
+    return [
+        tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=tensor.name)
+        for tensor in model.inputs
+    ]
+
+
+def resolve_output_names(model: keras.Model, names: list[str] | None = None) -> list[str]:
+    count = len(model.outputs)
+    names = list(names) if names is not None else list(model.output_names)
+    if len(names) != count:
+        raise ValueError(f"output_names needs {count} names. Received: output_names={names}")
+    return names
+
+
+def export_saved_model(
+    model: keras.Model, path: str | os.PathLike, *, output_names: list[str] | None = None
+) -> pathlib.Path:
+    """Writes `model` as a SavedModel at `path`, atomically.
+
+    The `serving_default` signature takes the model's named inputs (`image`, or `moving` and
+    `fixed`) and returns a dict of named outputs (`output_names`, default the model's own output
+    names, or the keys of a dict-output model). The object also has the reusable-SavedModel
+    attributes `__call__(inputs)`, `variables`, `trainable_variables` and
+    `regularization_losses`, so `tf.saved_model.load`, `keras.layers.TFSMLayer(path,
+    call_endpoint="serving_default")` and `tensorflow_hub.load` all work. Loading it never needs
+    keras_attn.
+
+    Returns:
+        The path written.
+    """
+    specs = input_specs(model)
+    dict_outputs = isinstance(model.output, dict)
+    names = None if dict_outputs else resolve_output_names(model, output_names)
+
+    def as_dict(outputs):
+        if dict_outputs:
+            return dict(outputs)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        return dict(zip(names, outputs, strict=True))
+
+    def serve(*inputs):
+        return as_dict(model(list(inputs) if len(inputs) > 1 else inputs[0], training=False))
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serve, input_signature=specs)
+    archive.add_endpoint(
+        "__call__",
+        lambda *inputs: model(list(inputs) if len(inputs) > 1 else inputs[0], training=False),
+        input_signature=specs,
+    )
+    archive._tf_trackable.regularization_losses = []  # reusable SavedModel: no extra losses
+    with atomic_path(path, directory=True) as tmp:
+        archive.write_out(str(tmp), verbose=False)
+    return pathlib.Path(path)
