@@ -151,6 +151,7 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
 
     Used to start an x3/x4 SR model from a trained x2 one (only the upsampler differs).
     """
+
     def local_name(model, layer):  # layer names carry their model's name as a prefix
         return layer.name.removeprefix(f"{model.name}_")
 
