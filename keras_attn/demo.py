@@ -14,9 +14,10 @@ import html
 import math
 import os
 import pathlib
-import tempfile
 
 import numpy as np
+
+from keras_attn._io import atomic_path
 
 QUERY_POINTS = {"face": (17, 29), "suit": (50, 10), "shuttle": (14, 54)}  # (row, col) at 64x64
 
@@ -63,18 +64,6 @@ def _layer_outputs(image: np.ndarray) -> dict:
     }
 
 
-def _atomic_write(path: pathlib.Path, write) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def run_demo(output_dir: str | os.PathLike) -> list[pathlib.Path]:
     """Writes `layers_on_astronaut.png` and `index.html` into `output_dir`; returns their paths."""
     import matplotlib
@@ -113,7 +102,8 @@ def run_demo(output_dir: str | os.PathLike) -> list[pathlib.Path]:
     fig.tight_layout()
 
     figure_path = output / "layers_on_astronaut.png"
-    _atomic_write(figure_path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
+    with atomic_path(figure_path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
 
     index_path = output / "index.html"
@@ -124,5 +114,6 @@ def run_demo(output_dir: str | os.PathLike) -> list[pathlib.Path]:
         f"<img src='{figure_path.name}' alt='attention layers on the astronaut photo'>"
         "</body></html>"
     )
-    _atomic_write(index_path, lambda tmp: pathlib.Path(tmp).write_text(page))
+    with atomic_path(index_path) as tmp:
+        tmp.write_text(page)
     return [figure_path, index_path]

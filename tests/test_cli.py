@@ -38,3 +38,16 @@ def test_help_states_defaults():
         check=True,
     )
     assert "(default: demo_output)" in result.stdout
+
+
+def test_demo_files_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        cli.main(["demo", "--output", str(tmp_path)])
+    finally:
+        os.umask(old)
+    for name in ("layers_on_astronaut.png", "index.html"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644

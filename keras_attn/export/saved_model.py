@@ -8,7 +8,7 @@ import pathlib
 import keras
 import tensorflow as tf
 
-from keras_attn.export._atomic import atomic_path
+from keras_attn._io import atomic_path
 
 
 def input_specs(model: keras.Model) -> list[tf.TensorSpec]:

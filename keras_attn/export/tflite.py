@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_attn.export._atomic import atomic_path
+from keras_attn._io import atomic_path
 from keras_attn.export.saved_model import export_saved_model, input_specs
 
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")

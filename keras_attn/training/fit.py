@@ -12,9 +12,10 @@ import dataclasses
 import json
 import os
 import pathlib
-import tempfile
 
 import keras
+
+from keras_attn._io import atomic_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,17 +76,9 @@ def completed_epochs(output_dir: str | os.PathLike) -> int:
 
 def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> pathlib.Path:
     """`model.save(path)` through a temporary file in the same folder and an atomic rename."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
-    os.close(handle)
-    try:
+    with atomic_path(path, suffix=".keras") as tmp:  # Keras insists on the extension
         model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return pathlib.Path(path)
 
 
 def fit(

@@ -110,10 +110,10 @@ def test_killed_export_leaves_previous_artefact_intact(sr_model, tmp_path):
     code = (
         "import os, signal\n"
         "from keras_attn import export, models\n"
-        "from keras_attn.export import _atomic\n"
+        "from keras_attn import _io\n"
         "def dying_replace(source, target):\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
-        "_atomic.os.replace = dying_replace\n"
+        "_io.os.replace = dying_replace\n"
         f"export.export_saved_model(models.build_model('sr_tiny_x2'), {str(path)!r})\n"
     )
     result = subprocess.run([sys.executable, "-c", code], check=False)

@@ -1,4 +1,4 @@
-"""Atomic writes: build in a temporary sibling, then rename into place."""
+"""Atomic writes: build in a temporary sibling, then rename into place (used by every writer)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,18 @@ import shutil
 import tempfile
 
 
+def _default_permissions(path: pathlib.Path) -> None:
+    """mkstemp/mkdtemp create 0600/0700 entries; give the result the umask's usual modes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, directory: bool = False):
+def atomic_path(path: str | os.PathLike, *, directory: bool = False, suffix: str = ""):
     """Yields a temporary path next to `path`; on success it replaces `path` in one rename.
+
+    `suffix` ends the temporary file's name, for writers that insist on an extension.
 
     On any error (or interruption) the temporary path is removed and an existing `path` is left
     untouched. For directories, the old one is moved aside first and deleted after the swap.
@@ -21,11 +30,12 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False):
     if directory:
         tmp = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
     else:
-        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp")
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp", suffix=suffix)
         os.close(handle)
         tmp = pathlib.Path(name)
     try:
         yield tmp
+        _default_permissions(tmp)
         if directory:
             old = None
             if path.exists():
