@@ -121,8 +121,13 @@ def num_examples(name: str, split: str, data_dir: str | None = None) -> int | No
     """Examples in `split` (slices like `"train[:90%]"` work), or `None` where tfds does not
     know (mock data)."""
     try:
-        return dataset_info(name, data_dir).splits[split].num_examples or None
-    except (KeyError, ValueError):
+        builder = tfds.builder(name, data_dir=data_dir)
+        if not builder.is_prepared():
+            # As tfds.load would: split sizes exist only once the dataset is prepared (for the
+            # local builders that needs no download).
+            builder.download_and_prepare()
+        return builder.info.splits[split].num_examples or None
+    except Exception:  # noqa: BLE001 - unknown sizes (mock data, offline) mean "ask the user"
         return None
 
 

@@ -202,3 +202,10 @@ def test_bad_names_and_settings():
         classification_dataset("bundled_digits", "train", channels=2)
     with pytest.raises(ValueError, match="max_shift=32"):
         ClassificationConfig(image_size=32, max_shift=32)
+
+
+def test_split_size_is_known_before_the_dataset_was_ever_loaded(tmp_path):
+    from keras_attn.data import classification
+
+    assert classification.num_examples("bundled_digits", "train", str(tmp_path)) == 1438
+    assert classification.num_examples("bundled_digits", "test", str(tmp_path)) == 359
