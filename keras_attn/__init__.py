@@ -10,6 +10,8 @@ except ImportError as error:  # pragma: no cover - depends on the installation
         'pip install "keras-attn[cpu]" (or "[gpu]" on a CUDA machine).'
     ) from error
 
-from keras_attn import layers
+# Importing the package registers every serialisable class (layers, losses, metrics), so
+# `import keras_attn` is all `keras.saving.load_model` needs, trained-and-compiled models included.
+from keras_attn import data, export, layers, models, training
 
-__all__ = ["__version__", "layers"]
+__all__ = ["__version__", "data", "export", "layers", "models", "training"]

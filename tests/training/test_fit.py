@@ -69,3 +69,31 @@ def test_transfer_weights_skips_the_upsampler():
 def test_bad_config(field, value):
     with pytest.raises(ValueError, match=f"{field}="):
         training.TrainConfig(**{field: value})
+
+
+def test_trained_model_loads_after_plain_import(tmp_path):
+    """A compiled .keras (Charbonnier loss, PSNR/SSIM-Y metrics) needs only `import keras_attn`."""
+    import subprocess
+    import sys
+
+    from keras_attn.training.losses import CharbonnierLoss
+    from keras_attn.training.metrics import PSNRY
+
+    model = super_resolution(2, channels=4, num_groups=1, blocks_per_group=1)
+    config = training.TrainConfig(epochs=1, steps_per_epoch=1, verbose=0)
+    training.fit(
+        model,
+        tiny_data(),
+        output_dir=tmp_path,
+        config=config,
+        loss=CharbonnierLoss(),
+        metrics=[PSNRY(border=2)],
+    )
+    code = (
+        "import keras, keras_attn\n"
+        f"model = keras.saving.load_model({str(tmp_path / 'model.keras')!r})\n"
+        "print(type(model.loss).__name__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-500:]
+    assert result.stdout.strip().endswith("CharbonnierLoss")
