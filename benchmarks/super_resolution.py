@@ -117,7 +117,7 @@ def comparison_figure(path, pairs, scale, model, label) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.4))
     for ax, (title, image) in zip(axes, panels, strict=True):
         ax.imshow(image[top : top + crop, left : left + crop], interpolation="nearest")
-        psnr = "" if image is hr else f", PSNR-Y {score(image, hr, scale)[0]:.2f} dB"
+        psnr = "" if image is hr else f", photo PSNR-Y {score(image, hr, scale)[0]:.2f} dB"
         ax.set_title(f"{title}{psnr}")
         ax.axis("off")
     fig.suptitle(f"x{scale} on held-out photo '{name}' ({crop}x{crop} HR crop)")
