@@ -1,5 +1,6 @@
 """keras_attn.data: tfds -> tf.data pipelines, and a local builder over bundled real photos."""
 
+from keras_attn.data.alignment import AlignmentConfig, alignment_dataset
 from keras_attn.data.bundled_photos import BundledPhotos, load_photo, photo_names
 from keras_attn.data.classification import ClassificationConfig, classification_dataset
 from keras_attn.data.digits import BundledDigits
@@ -10,6 +11,8 @@ from keras_attn.data.super_resolution import (
 )
 
 __all__ = [
+    "AlignmentConfig",
+    "alignment_dataset",
     "BundledDigits",
     "ClassificationConfig",
     "classification_dataset",

@@ -1,0 +1,173 @@
+"""Homography math in `keras.ops`, with only ops that convert to TFLite builtins.
+
+Homographies are `(B, 3, 3)` tensors acting on column vectors `(x, y, 1)`. Inside the aligner they
+act on normalised coordinates (`u = 2 x / (W - 1) - 1`, pixel centres at integer `x`), which keeps
+the least-squares systems well conditioned in float32; `pixel_to_normalised` converts.
+
+No `linalg.solve` / `inv` (MatrixSolve and MatrixInverse are not TFLite builtins, see
+PITFALLS.md): the 8x8 normal equations are solved by unrolled Gauss-Jordan elimination (they are
+symmetric positive definite, so no pivoting is needed), and 3x3 inverses use the adjugate.
+"""
+
+from __future__ import annotations
+
+from keras import ops
+
+# Corners of a patch in normalised coordinates, clockwise from top-left: (x, y).
+UNIT_CORNERS = ((-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0))
+_IDENTITY_PARAMS = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)
+
+
+def identity(batch, dtype="float32"):
+    """`(batch, 3, 3)` identity matrices (`batch` may be a symbolic size)."""
+    eye = ops.eye(3, dtype=dtype)[None]
+    return ops.tile(eye, (batch, 1, 1))
+
+
+def from_params(params):
+    """`(B, 8)` parameters `h00..h21` -> `(B, 3, 3)` matrices with `h22 = 1`."""
+    ones = ops.ones_like(params[:, :1])
+    return ops.reshape(ops.concatenate([params, ones], axis=-1), (-1, 3, 3))
+
+
+def normalise(matrix):
+    """Scales `(B, 3, 3)` homographies so that `H[2, 2] == 1`."""
+    return matrix / matrix[:, 2:3, 2:3]
+
+
+def apply(matrix, points):
+    """Maps `(B, N, 2)` points by `(B, 3, 3)` homographies (projective division included)."""
+    x = points[..., 0]
+    y = points[..., 1]
+
+    def row(i):
+        return matrix[:, i : i + 1, 0] * x + matrix[:, i : i + 1, 1] * y + matrix[:, i : i + 1, 2]
+
+    w = row(2)
+    return ops.stack([row(0) / w, row(1) / w], axis=-1)
+
+
+def invert(matrix):
+    """Inverse of `(B, 3, 3)` matrices via the adjugate, normalised so that `H[2, 2] == 1`."""
+    m = [[matrix[:, i, j] for j in range(3)] for i in range(3)]
+
+    def cofactor(i, j):
+        rows = [r for r in range(3) if r != i]
+        cols = [c for c in range(3) if c != j]
+        det = m[rows[0]][cols[0]] * m[rows[1]][cols[1]] - m[rows[0]][cols[1]] * m[rows[1]][cols[0]]
+        return det if (i + j) % 2 == 0 else -det
+
+    # adjugate = transpose of the cofactor matrix; the determinant cancels after normalising
+    adjugate = ops.stack(
+        [ops.stack([cofactor(j, i) for j in range(3)], axis=-1) for i in range(3)], axis=-2
+    )
+    return normalise(adjugate)
+
+
+def solve_spd(matrix, rhs):
+    """Solves `(B, n, n) x = (B, n)` for symmetric positive definite matrices.
+
+    Unrolled Gauss-Jordan elimination without pivoting (stable for SPD systems): slices,
+    multiplies and subtractions only, so it converts to TFLite builtins.
+    """
+    n = matrix.shape[-1]
+    augmented = ops.concatenate([matrix, rhs[..., None]], axis=-1)
+    eye = ops.eye(n, dtype=matrix.dtype)
+    for k in range(n):
+        pivot_row = augmented[:, k, :] / augmented[:, k, k : k + 1]
+        factors = augmented[:, :, k] - eye[k][None]  # row k: replace itself by pivot_row
+        augmented = augmented - factors[:, :, None] * pivot_row[:, None, :]
+    return augmented[:, :, n]
+
+
+def fit(source, target, weights, regularization=1e-3):
+    """Weighted least-squares homography `H` with `H(source) ~ target` (DLT, `h22 = 1`).
+
+    Args:
+        source, target: `(B, N, 2)` corresponding points (normalised coordinates).
+        weights: `(B, N)` weights in [0, 1]; the system is averaged over the N points, so
+            where every weight is small the regulariser dominates.
+        regularization: Tikhonov weight pulling the solution towards the identity, which keeps
+            the system solvable (and the update small) when the matches are not confident.
+
+    Returns:
+        `(B, 3, 3)` homographies.
+    """
+    x, y = source[..., 0], source[..., 1]
+    u, v = target[..., 0], target[..., 1]
+    zeros = ops.zeros_like(x)
+    ones = ops.ones_like(x)
+    rows_u = ops.stack([x, y, ones, zeros, zeros, zeros, -x * u, -y * u], axis=-1)
+    rows_v = ops.stack([zeros, zeros, zeros, x, y, ones, -x * v, -y * v], axis=-1)
+    weights = weights / float(source.shape[1])
+    weighted_u = rows_u * weights[..., None]
+    weighted_v = rows_v * weights[..., None]
+    normal = ops.einsum("bni,bnj->bij", weighted_u, rows_u) + ops.einsum(
+        "bni,bnj->bij", weighted_v, rows_v
+    )
+    rhs = ops.einsum("bni,bn->bi", weighted_u, u) + ops.einsum("bni,bn->bi", weighted_v, v)
+    eye = ops.eye(8, dtype=normal.dtype)
+    prior = ops.convert_to_tensor(_IDENTITY_PARAMS, dtype=normal.dtype)
+    params = solve_spd(normal + regularization * eye[None], rhs + regularization * prior[None])
+    return from_params(params)
+
+
+def square_to_quad(corners):
+    """Homographies mapping the unit square `(0,0),(1,0),(1,1),(0,1)` onto `(B, 4, 2)` corners.
+
+    Closed form of Heckbert (1989), "Fundamentals of Texture Mapping and Image Warping", 2.2.3.
+    """
+    x0, x1, x2, x3 = (corners[:, i, 0] for i in range(4))
+    y0, y1, y2, y3 = (corners[:, i, 1] for i in range(4))
+    dx1, dx2, dx3 = x1 - x2, x3 - x2, x0 - x1 + x2 - x3
+    dy1, dy2, dy3 = y1 - y2, y3 - y2, y0 - y1 + y2 - y3
+    det = dx1 * dy2 - dx2 * dy1
+    g = (dx3 * dy2 - dx2 * dy3) / det
+    h = (dx1 * dy3 - dx3 * dy1) / det
+    a, b, c = x1 - x0 + g * x1, x3 - x0 + h * x3, x0
+    d, e, f = y1 - y0 + g * y1, y3 - y0 + h * y3, y0
+    ones = ops.ones_like(a)
+    return ops.reshape(ops.stack([a, b, c, d, e, f, g, h, ones], axis=-1), (-1, 3, 3))
+
+
+def pixel_to_normalised(height, width, dtype="float32"):
+    """`(3, 3)` matrix taking pixel coordinates to normalised ones (`[-1, 1]` corner to corner)."""
+    sx = 2.0 / (float(width) - 1.0)
+    sy = 2.0 / (float(height) - 1.0)
+    return ops.convert_to_tensor([[sx, 0.0, -1.0], [0.0, sy, -1.0], [0.0, 0.0, 1.0]], dtype=dtype)
+
+
+def normalised_to_pixel(height, width, dtype="float32"):
+    """Inverse of `pixel_to_normalised`."""
+    return ops.convert_to_tensor(
+        [
+            [(float(width) - 1.0) / 2.0, 0.0, (float(width) - 1.0) / 2.0],
+            [0.0, (float(height) - 1.0) / 2.0, (float(height) - 1.0) / 2.0],
+            [0.0, 0.0, 1.0],
+        ],
+        dtype=dtype,
+    )
+
+
+def to_pixels(matrix, height, width):
+    """Normalised-coordinate homographies -> pixel-coordinate ones, `H[2, 2] == 1`."""
+    forward = pixel_to_normalised(height, width, matrix.dtype)[None]
+    backward = normalised_to_pixel(height, width, matrix.dtype)[None]
+    return normalise(ops.matmul(ops.matmul(backward, matrix), forward))
+
+
+def grid(height, width, stride=1, dtype="float32"):
+    """Normalised `(h * w, 2)` coordinates `(x, y)` of the cell centres of a stride-`stride` map.
+
+    Cell `j` of a map downsampled by `stride` covers pixels `[j s, (j + 1) s)`; its centre is
+    pixel `(j + 0.5) s - 0.5`, the convention of half-pixel-centre resizing.
+    """
+    rows = height // stride
+    cols = width // stride
+    xs = (ops.arange(cols, dtype=dtype) + 0.5) * stride - 0.5
+    ys = (ops.arange(rows, dtype=dtype) + 0.5) * stride - 0.5
+    xs = 2.0 * xs / (float(width) - 1.0) - 1.0
+    ys = 2.0 * ys / (float(height) - 1.0) - 1.0
+    gx = ops.tile(xs[None, :], (rows, 1))
+    gy = ops.tile(ys[:, None], (1, cols))
+    return ops.reshape(ops.stack([gx, gy], axis=-1), (rows * cols, 2))

@@ -1,0 +1,182 @@
+"""Dense matching by feature correlation and soft-argmax: cross-attention whose values are positions."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+from keras_attn.layers import _checks
+
+
+@keras.saving.register_keras_serializable(package="keras_attn")
+class CorrelationMatch2D(keras.layers.Layer):
+    """Finds, for every cell of `fixed`, where it lies in `moving`, by correlation + soft-argmax.
+
+    Features are L2-normalised per cell; their dot products (cosine similarities) times a learned
+    scale are the attention logits of every fixed cell (query) over the moving cells (keys),
+    and the attention-weighted mean of the key *positions* is the match: cross-attention whose
+    values are coordinates, so the displacement is computed, not regressed. With `radius=None`
+    every moving cell is a candidate (global, for large displacements on a coarse grid); with a
+    radius, only the `(2r + 1)^2` cells around the same position (local, for refinement on finer
+    grids, as in the cost volumes of PWC-Net and RAFT). A plain soft-argmax over all candidates
+    is pulled towards the centre of the candidates, so by default the mean is taken only over
+    the candidates within `peak_radius` cells of the best one (renormalised); the attention mass
+    there is the confidence: near 1 for a distinct match, small in flat or repetitive regions.
+
+    Paper: Rocco et al., "Convolutional neural network architecture for geometric matching",
+    https://arxiv.org/abs/1703.05593 ; soft-argmax: Kendall et al., https://arxiv.org/abs/1703.04309
+
+    Args:
+        radius: `None` (global matching) or the half-size of the local search window, in cells.
+        temperature: initial scale of the cosine logits (learned, kept positive via its log).
+        peak_radius: half-size in cells of the window around the best candidate that the
+            soft-argmax averages over; `None` averages over all candidates.
+
+    Call arguments:
+        fixed: `(B, H, W, C)` features of the fixed image.
+        moving: `(B, H, W, C)` features of the moving image (same grid).
+        return_attention_scores: also return the matching weights.
+
+    Returns:
+        `(displacement, confidence)`: `(B, H, W, 2)` float32 `(dx, dy)` in cells such that
+        `fixed(y, x)` matches `moving(y + dy, x + dx)`, and `(B, H, W, 1)` float32 confidence.
+        With `return_attention_scores`, also the weights: `(B, H*W, H*W)` (global) or
+        `(B, H, W, (2r+1)^2)` (local).
+
+    Example:
+
+    >>> fixed = keras.random.normal((1, 8, 8, 16))
+    >>> displacement, confidence = CorrelationMatch2D()(fixed, fixed)
+    >>> tuple(displacement.shape), tuple(confidence.shape)
+    ((1, 8, 8, 2), (1, 8, 8, 1))
+    """
+
+    def __init__(
+        self,
+        radius: int | None = None,
+        temperature: float = 10.0,
+        peak_radius: int | None = 1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        _checks.optional_positive_int("radius", radius)
+        if peak_radius is not None and (
+            isinstance(peak_radius, bool) or not isinstance(peak_radius, int) or peak_radius < 0
+        ):
+            raise ValueError(
+                f"peak_radius must be None or a non-negative integer. "
+                f"Received: peak_radius={peak_radius!r}"
+            )
+        self.peak_radius = peak_radius
+        if not isinstance(temperature, (int, float)) or temperature <= 0:
+            raise ValueError(
+                f"temperature must be a positive number. Received: temperature={temperature!r}"
+            )
+        self.radius = radius
+        self.temperature = float(temperature)
+
+    def build(self, fixed_shape, moving_shape):
+        _checks.feature_map_shape(self.name, "fixed", fixed_shape)
+        _checks.feature_map_shape(self.name, "moving", moving_shape)
+        if tuple(fixed_shape)[1:] != tuple(moving_shape)[1:]:
+            raise ValueError(
+                f"Layer '{self.name}' needs fixed and moving features on the same grid. "
+                f"Received: fixed.shape={tuple(fixed_shape)}, moving.shape={tuple(moving_shape)}"
+            )
+        self.log_scale = self.add_weight(
+            name="log_scale",
+            shape=(),
+            initializer=keras.initializers.Constant(math.log(self.temperature)),
+            dtype="float32",
+        )
+
+    def _normalise(self, features):
+        features = ops.cast(features, "float32")
+        return features / ops.sqrt(ops.sum(features * features, axis=-1, keepdims=True) + 1e-6)
+
+    def call(self, fixed, moving, return_attention_scores=False):
+        fixed = self._normalise(fixed)
+        moving = self._normalise(moving)
+        scale = ops.exp(self.log_scale)
+        if self.radius is None:
+            displacement, confidence, weights = self._global(fixed, moving, scale)
+        else:
+            displacement, confidence, weights = self._local(fixed, moving, scale)
+        if return_attention_scores:
+            return displacement, confidence, weights
+        return displacement, confidence
+
+    def _global(self, fixed, moving, scale):
+        shape = ops.shape(fixed)
+        batch, height, width = shape[0], shape[1], shape[2]
+        channels = fixed.shape[-1]
+        queries = ops.reshape(fixed, (batch, -1, channels))
+        keys = ops.reshape(moving, (batch, -1, channels))
+        weights = ops.softmax(ops.einsum("bqc,bkc->bqk", queries, keys) * scale, axis=-1)
+        xs = ops.cast(ops.arange(width), "float32")
+        ys = ops.cast(ops.arange(height), "float32")
+        positions = ops.reshape(
+            ops.stack(
+                [ops.tile(xs[None, :], (height, 1)), ops.tile(ys[:, None], (1, width))], axis=-1
+            ),
+            (-1, 2),
+        )
+        peak, mass = self._around_peak(weights, positions)
+        matched = ops.einsum("bqk,kd->bqd", peak, positions)
+        displacement = ops.reshape(matched - positions[None], (batch, height, width, 2))
+        confidence = ops.reshape(mass, (batch, height, width, 1))
+        return displacement, confidence, weights
+
+    def _around_peak(self, weights, positions):
+        """Weights restricted to candidates within `peak_radius` of the best one, renormalised,
+        and the attention mass there (the confidence)."""
+        if self.peak_radius is None:
+            return weights, ops.max(weights, axis=-1)
+        best = ops.take(positions, ops.argmax(weights, axis=-1), axis=0)
+        distance = ops.max(ops.abs(positions - best[..., None, :]), axis=-1)
+        inside = ops.cast(distance <= float(self.peak_radius) + 1e-3, weights.dtype)
+        kept = weights * inside
+        mass = ops.sum(kept, axis=-1)
+        return kept / (mass[..., None] + 1e-12), mass
+
+    def _local(self, fixed, moving, scale):
+        r = self.radius
+        shape = ops.shape(fixed)
+        height, width = shape[1], shape[2]
+        padded = ops.pad(moving, ((0, 0), (r, r), (r, r), (0, 0)))
+        logits = []
+        offsets = []
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                shifted = ops.slice(
+                    padded, (0, r + dy, r + dx, 0), (shape[0], height, width, shape[3])
+                )
+                logits.append(ops.sum(fixed * shifted, axis=-1))
+                offsets.append((float(dx), float(dy)))
+        weights = ops.softmax(ops.stack(logits, axis=-1) * scale, axis=-1)
+        offsets = ops.convert_to_tensor(offsets, dtype="float32")
+        peak, mass = self._around_peak(weights, offsets)
+        displacement = ops.einsum("bhwk,kd->bhwd", peak, offsets)
+        return displacement, mass[..., None], weights
+
+    def compute_output_spec(self, fixed, moving, return_attention_scores=False):
+        batch, height, width = fixed.shape[:3]
+        displacement = keras.KerasTensor((batch, height, width, 2), "float32")
+        confidence = keras.KerasTensor((batch, height, width, 1), "float32")
+        if not return_attention_scores:
+            return displacement, confidence
+        if self.radius is None:
+            cells = None if None in (height, width) else height * width
+            weights = keras.KerasTensor((batch, cells, cells), "float32")
+        else:
+            weights = keras.KerasTensor((batch, height, width, (2 * self.radius + 1) ** 2))
+        return displacement, confidence, weights
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"radius": self.radius, "temperature": self.temperature, "peak_radius": self.peak_radius}
+        )
+        return config

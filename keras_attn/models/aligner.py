@@ -1,0 +1,342 @@
+"""Image aligner: siamese CNN features, correlation matching, coarse-to-fine homography refinement.
+
+Design (why, in PITFALLS.md "Learning alignment on a CPU budget"): a single-shot regressor of the
+4 corner offsets learns too slowly on a CPU budget, so the match is *computed* here and only the
+features are learned:
+
+1. a shared (siamese) CNN encodes both images, once each, into feature maps at strides 8, 4
+   and 2, with relative-position self-attention on the stride-8 map for context;
+2. iteration 1 matches every fixed cell against every moving cell on the stride-8 grid
+   (`CorrelationMatch2D`: cross-attention whose values are positions, i.e. soft-argmax over a
+   global cost volume) and fits a homography to the matches by weighted least squares, the
+   weights coming from a small confidence head (`HomographyUpdate`, DLT solved in-graph);
+3. each later iteration warps the moving features with the current estimate (`Warp`, as in
+   PWC-Net), matches locally on a finer grid and composes the fitted residual homography;
+4. outputs: `homography` (moving->fixed pixels, DESIGN.md), the backward `flow` it implies on the
+   fixed grid, and the `warped` moving image. With `head="flow"` the flow gets a final dense
+   residual from one more local match at stride 2, for scenes that are not one plane.
+
+Every op converts to TFLite builtins.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from keras_attn.layers.bilinear_upsampling_2d import BilinearUpsampling2D
+from keras_attn.layers.correlation_match_2d import CorrelationMatch2D
+from keras_attn.layers.homography import HomographyFlow, HomographyOutputs, HomographyUpdate
+from keras_attn.layers.registry import get_attention
+from keras_attn.layers.warp import Warp
+from keras_attn.models._images import as_float_image
+from keras_attn.models.registry import register_model
+
+HEADS = ("homography", "flow")
+STRIDES = (2, 4, 8)
+DEFAULT_LEVELS = ((8, None), (4, 3), (2, 2))
+
+
+def _check_levels(levels, input_shape):
+    levels = tuple(tuple(level) for level in levels)
+    if not levels:
+        raise ValueError("levels must hold at least one (stride, radius) pair. Received: ()")
+    for stride, radius in levels:
+        if stride not in STRIDES:
+            raise ValueError(
+                f"Each level's stride must be one of {list(STRIDES)}. Received: levels={levels}"
+            )
+        if radius is not None and (not isinstance(radius, int) or radius < 1):
+            raise ValueError(
+                f"Each level's radius must be None (global) or a positive integer. "
+                f"Received: levels={levels}"
+            )
+    for side in input_shape[:2]:
+        if side % 8:
+            raise ValueError(
+                f"input_shape height and width must be multiples of 8. "
+                f"Received: input_shape={input_shape}"
+            )
+    return levels
+
+
+def _conv(x, filters, stride, name):
+    x = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", name=f"{name}_conv")(x)
+    return keras.layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def _encoder(input_shape, widths, attention, attention_heads, name):
+    """Siamese feature extractor: features at strides 2, 4 and 8 (one pass per image)."""
+    image = keras.Input(input_shape, name="image")
+    # per-image standardisation: robust to gain and bias changes between the two views
+    x = keras.layers.GroupNormalization(groups=1, center=False, scale=False, name=f"{name}_norm")(
+        image
+    )
+    x = _conv(x, widths[0], 2, f"{name}_stem")
+    features = []
+    for i, (stride, filters) in enumerate(zip(STRIDES, widths[1:]), start=1):
+        if stride > 2:
+            x = _conv(x, filters, 2, f"{name}_stage{i}_down")
+        x = _conv(x, filters, 1, f"{name}_stage{i}_mix")
+        if stride == 8 and attention is not None:
+            attended = get_attention(attention)(
+                **_attention_kwargs(attention, filters, attention_heads),
+                name=f"{name}_stage{i}_{attention}",
+            )(x)
+            x = keras.layers.Add(name=f"{name}_stage{i}_attention_add")([x, attended])
+        features.append(keras.layers.Conv2D(filters, 1, name=f"{name}_stage{i}_features")(x))
+    return keras.Model(image, features, name=name)
+
+
+def _attention_kwargs(attention, channels, heads):
+    if attention == "self":
+        return {"num_heads": heads, "key_dim": max(8, channels // heads), "output_dim": channels}
+    return {}
+
+
+def _confidence(features, mass, name):
+    """Weight of each match: the attention mass at its peak times a learned gate in (0, 1)."""
+    x = keras.layers.Concatenate(name=f"{name}_concat")([features, mass])
+    x = keras.layers.Conv2D(16, 1, activation="relu", name=f"{name}_hidden")(x)
+    gate = keras.layers.Conv2D(1, 1, activation="sigmoid", name=f"{name}_gate", dtype="float32")(x)
+    return keras.layers.Multiply(name=f"{name}_weight", dtype="float32")([gate, mass])
+
+
+def aligner(
+    input_shape=(128, 128, 1),
+    head: str = "homography",
+    *,
+    widths=(16, 16, 32, 48),
+    levels=DEFAULT_LEVELS,
+    attention: str | None = "self",
+    attention_heads: int = 2,
+    regularization: float = 1e-2,
+    return_corners: bool = False,
+    name: str = "aligner",
+) -> keras.Model:
+    """Builds an aligner: `{"moving", "fixed"}` -> `{"homography", "flow", "warped"}`.
+
+    Args:
+        input_shape: `(H, W, C)` of both images; H and W multiples of 8, C 1 or 3.
+        head: `"homography"` (flow follows the homography) or `"flow"` (plus a dense residual).
+        widths: channels of the full-resolution stem and of the stride-2, 4 and 8 stages.
+        levels: one `(stride, radius)` per refinement iteration: stride 2, 4 or 8, radius
+            `None` for global matching or the local search radius in cells. The number of
+            levels is the number of iterations.
+        attention: attention in the stride-8 encoder stage (`"self"`, `"se"`, ..., or None).
+        attention_heads: heads of `"self"` attention.
+        regularization: pull of each fitted residual towards the identity.
+        return_corners: also output `corners` `(B, iterations, 4, 2)`: where each iteration's
+            estimate puts the moving patch's corners in the fixed image (for the corner loss;
+            `aligner_inference_model` removes it again for export).
+        name: model name and prefix of every layer name.
+
+    Returns:
+        A `keras.Model` with inputs `moving`, `fixed` `(B, H, W, C)` float32 in [0, 1] and dict
+        outputs `homography` `(B, 3, 3)`, `flow` `(B, H, W, 2)`, `warped` `(B, H, W, C)`
+        (and `corners` with `return_corners=True`).
+    """
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {list(HEADS)}. Received: head={head!r}")
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3 or input_shape[-1] not in (1, 3) or None in input_shape:
+        raise ValueError(
+            f"input_shape must be (height, width, channels) with fixed sizes and 1 or 3 "
+            f"channels. Received: input_shape={input_shape}"
+        )
+    levels = _check_levels(levels, input_shape)
+    if len(widths) != 4:
+        raise ValueError(f"widths must hold 4 channel counts. Received: widths={widths!r}")
+    size = input_shape[:2]
+
+    # inputs
+    moving = keras.Input(input_shape, name="moving")
+    fixed = keras.Input(input_shape, name="fixed")
+
+    # body: shared encoder (one pass per image), then coarse-to-fine refinement in which each
+    # iteration warps the moving features by the current estimate and matches what is left
+    encoder = _encoder(input_shape, widths, attention, attention_heads, f"{name}_encoder")
+    fixed_features = dict(zip(STRIDES, encoder(fixed)))
+    moving_features = dict(zip(STRIDES, encoder(moving)))
+    estimate = None
+    corners = []
+    for i, (stride, radius) in enumerate(levels, start=1):
+        prefix = f"{name}_iter{i}"
+        if estimate is None:
+            warped = moving_features[stride]
+        else:
+            flow = HomographyFlow(size, stride, stop_gradient=True, name=f"{prefix}_flow")(
+                estimate
+            )
+            warped = Warp(fill_mode="nearest", name=f"{prefix}_warp")(
+                [moving_features[stride], flow]
+            )
+        displacement, mass = CorrelationMatch2D(radius, name=f"{prefix}_match")(
+            fixed_features[stride], warped
+        )
+        weights = _confidence(fixed_features[stride], mass, f"{prefix}_confidence")
+        update = HomographyUpdate(size, stride, regularization, name=f"{prefix}_update")
+        estimate = update(displacement, weights, estimate)
+        homography, level_corners = HomographyOutputs(size, name=f"{prefix}_outputs")(estimate)
+        corners.append(keras.layers.Reshape((1, 4, 2), name=f"{prefix}_corners")(level_corners))
+    if len(corners) > 1:
+        corners = keras.layers.Concatenate(axis=1, name=f"{name}_corners")(corners)
+    else:
+        corners = keras.layers.Identity(name=f"{name}_corners")(corners[0])
+
+    # heads
+    flow = HomographyFlow(size, name=f"{name}_homography_flow")(estimate)
+    if head == "flow":
+        cells = HomographyFlow(size, 2, name=f"{name}_flow_cells")(estimate)
+        resampled = Warp(fill_mode="nearest", name=f"{name}_flow_warp")([moving_features[2], cells])
+        residual, _ = CorrelationMatch2D(2, name=f"{name}_flow_match")(fixed_features[2], resampled)
+        residual = BilinearUpsampling2D(2, name=f"{name}_flow_upsample")(residual)
+        residual = keras.layers.Rescaling(2.0, name=f"{name}_flow_to_pixels")(residual)
+        flow = keras.layers.Add(name=f"{name}_flow")([flow, residual])
+    warped = Warp(fill_mode="constant", name=f"{name}_warped")([moving, flow])
+    outputs = {
+        "homography": keras.layers.Identity(name=f"{name}_homography")(homography),
+        "flow": keras.layers.Identity(name=f"{name}_flow_out", dtype="float32")(flow),
+        "warped": warped,
+    }
+    if return_corners:
+        outputs["corners"] = corners
+    return keras.Model({"moving": moving, "fixed": fixed}, outputs, name=name)
+
+
+def aligner_inference_model(model: keras.Model) -> keras.Model:
+    """The same graph and weights without the training-only `corners` output (for export)."""
+    names = {"homography": "_homography", "flow": "_flow_out", "warped": "_warped"}
+    try:
+        outputs = {key: model.get_layer(model.name + suffix).output for key, suffix in names.items()}
+    except ValueError as error:
+        raise ValueError(
+            f"Model {model.name!r} is not an aligner built by keras_attn.models.aligner."
+        ) from error
+    return keras.Model(model.inputs, outputs, name=model.name)
+
+
+# ------------------------------------------------------------------------------ task helpers
+
+
+def _model_image_shape(model: keras.Model):
+    shape = tuple(model.inputs[0].shape[1:])
+    if len(shape) != 3 or None in shape:
+        raise ValueError(f"Model {model.name!r} does not look like an aligner (inputs {shape}).")
+    return shape
+
+
+def align(model: keras.Model, moving, fixed) -> dict:
+    """Aligns `moving` onto `fixed` (numpy images of the model's size, uint8 or float in [0, 1]).
+
+    RGB images given to a grayscale model are converted to gray (luma), and vice versa.
+
+    Returns:
+        dict of numpy arrays: `homography` `(3, 3)` moving->fixed in pixels (OpenCV convention),
+        `flow` `(H, W, 2)` backward flow on the fixed grid, `warped` `(H, W, C)` in the dtype
+        and channel count of `moving`.
+    """
+    shape = _model_image_shape(model)
+    images = {}
+    originals = {"moving": np.asarray(moving), "fixed": np.asarray(fixed)}
+    for key, image in originals.items():
+        image = as_float_image(image, key)
+        if image.shape[:2] != shape[:2]:
+            raise ValueError(
+                f"{key} must be {shape[0]}x{shape[1]} pixels for model {model.name!r}. "
+                f"Received: {key}.shape={originals[key].shape}"
+            )
+        images[key] = _match_channels(image, shape[-1])[None]
+    if originals["moving"].shape[:2] != originals["fixed"].shape[:2]:
+        raise ValueError(
+            f"moving and fixed must have the same size. Received: "
+            f"{originals['moving'].shape} and {originals['fixed'].shape}"
+        )
+    result = model.predict_on_batch(images) if hasattr(model, "predict_on_batch") else model(
+        images
+    )
+    result = {k: np.asarray(v)[0] for k, v in result.items()}
+    result["warped"] = warp_image(originals["moving"], result["flow"])
+    return result
+
+
+def _match_channels(image, channels):
+    if image.shape[-1] == channels:
+        return image
+    if channels == 1:
+        luma = np.array([0.299, 0.587, 0.114], dtype="float32")
+        return (image @ luma)[..., None]
+    return np.repeat(image, 3, axis=-1)
+
+
+def warp_image(image, transform, *, output_shape=None) -> np.ndarray:
+    """Warps a numpy image by a moving->fixed homography `(3, 3)` or a backward flow `(H, W, 2)`.
+
+    Bilinear, zeros outside; the result has the input's dtype and channel layout. With a
+    homography, `output_shape` `(H, W)` defaults to the input's size (like
+    `cv2.warpPerspective(image, H, (W, H))`).
+    """
+    import tensorflow as tf
+
+    original = np.asarray(image)
+    pixels = as_float_image(original, "image", channels=(1, 2, 3, 4))
+    transform = np.asarray(transform, dtype="float64")
+    if transform.shape == (3, 3):
+        if not np.isfinite(transform).all() or abs(np.linalg.det(transform)) < 1e-12:
+            raise ValueError("homography must be a finite, invertible 3x3 matrix.")
+        height, width = output_shape or pixels.shape[:2]
+        inverse = np.linalg.inv(transform)
+        xs, ys = np.meshgrid(np.arange(width), np.arange(height))
+        points = np.stack([xs, ys, np.ones_like(xs)], axis=-1) @ inverse.T
+        flow = points[..., :2] / points[..., 2:] - np.stack([xs, ys], axis=-1)
+        if (height, width) != pixels.shape[:2]:
+            raise ValueError("output_shape different from the image size is not supported.")
+    elif transform.ndim == 3 and transform.shape[-1] == 2:
+        if transform.shape[:2] != pixels.shape[:2]:
+            raise ValueError(
+                f"flow must be on the image's grid. Received: flow.shape={transform.shape}, "
+                f"image.shape={original.shape}"
+            )
+        if not np.isfinite(transform).all():
+            raise ValueError("flow contains NaN or Inf values.")
+        flow = transform
+    else:
+        raise ValueError(
+            f"transform must be a 3x3 homography or an (H, W, 2) flow. "
+            f"Received: shape={transform.shape}"
+        )
+    warped = Warp()(
+        [tf.constant(pixels[None]), tf.constant(flow[None].astype("float32"))]
+    ).numpy()[0]
+    warped = np.clip(warped, 0.0, 1.0)
+    if original.ndim == 2:
+        warped = warped[..., 0]
+    if original.dtype == np.uint8:
+        return np.round(warped * 255).astype("uint8")
+    if original.dtype == np.uint16:
+        return np.round(warped * 65535).astype("uint16")
+    return warped.astype(original.dtype)
+
+
+register_model(
+    "aligner_homography",
+    "aligner",
+    aligner,
+    "128x128 grayscale, global + 2 local refinement iterations, homography head",
+)
+register_model(
+    "aligner_flow",
+    "aligner",
+    aligner,
+    "as aligner_homography, plus a dense residual flow from one more stride-2 match",
+    head="flow",
+)
+register_model(
+    "aligner_tiny",
+    "aligner",
+    aligner,
+    "small and fast, for tests: 64x64 grayscale, 2 iterations",
+    input_shape=(64, 64, 1),
+    widths=(16, 16, 16, 16),
+    levels=((8, None), (2, 2)),
+)

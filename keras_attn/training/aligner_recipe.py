@@ -1,0 +1,138 @@
+"""Training recipe of the aligner family, shared by `examples/train_aligner.py` and the CLI.
+
+DeTone pairs from the training photos (endless, random rescale, photometric change), the corner
+loss on every refinement iteration, the mean corner error (MACE) on held-out photos after every
+epoch, checkpoints every epoch (resumes from its output folder), and `metrics.json` at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import shlex
+import sys
+import time
+
+import keras
+import numpy as np
+
+from keras_attn import data, models
+from keras_attn.training import fit as training
+from keras_attn.training.alignment import CornerLoss, MeanCornerError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `train aligner` (defaults: the shipped model's recipe)."""
+    parser.add_argument("--model", default="aligner_homography", help="aligner preset name")
+    parser.add_argument("--dataset", default="bundled_photos", help="tfds image dataset name")
+    parser.add_argument("--train-split", default="train", help="tfds split to train on")
+    parser.add_argument("--val-split", default="validation", help="tfds split to validate on")
+    parser.add_argument("--epochs", type=int, default=30, help="epochs")
+    parser.add_argument("--steps-per-epoch", type=int, default=100, help="steps per epoch")
+    parser.add_argument("--batch-size", type=int, default=16, help="pairs per batch")
+    parser.add_argument("--max-shift", type=float, default=32.0, help="corner shift rho (px)")
+    parser.add_argument(
+        "--photometric", type=float, default=0.5, help="strength of random lighting changes"
+    )
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate")
+    parser.add_argument("--warmup-steps", type=int, default=100, help="linear warm-up steps")
+    parser.add_argument("--val-pairs-per-image", type=int, default=16, help="held-out pairs")
+    parser.add_argument(
+        "--jit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="compile the train step with XLA (2.3x faster here: benchmarks/training.py)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--output", required=True, help="output folder (resumes if it has a run)")
+    parser.add_argument("--verbose", default="auto", help="Keras verbosity: auto, 0, 1, 2")
+
+
+def train_aligner(args: argparse.Namespace, command: str | None = None) -> dict:
+    """Trains (or resumes) an aligner as `args` says; writes `model.keras` and `metrics.json`."""
+    verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
+    keras.utils.set_random_seed(args.seed)
+    output = pathlib.Path(args.output)
+    spec = models.registry.get_spec(args.model)
+    if spec.family != "aligner":
+        raise ValueError(
+            f"--model must be an aligner ({models.list_models('aligner')}). "
+            f"Received: {args.model!r}"
+        )
+    model = models.build_model(args.model, return_corners=True)
+    patch, _, channels = model.inputs[0].shape[1:]
+
+    ## Data: DeTone pairs made on the fly from real photos
+    def pairs(split, training, photometric, pairs_per_image):
+        dataset = data.alignment_dataset(
+            args.dataset,
+            split,
+            patch_size=patch,
+            max_shift=args.max_shift,
+            batch_size=args.batch_size,
+            training=training,
+            channels=channels,
+            photometric=photometric,
+            pairs_per_image=pairs_per_image,
+            seed=args.seed,
+        )
+        return dataset.map(lambda x, y: (x, {"corners": y["corners"]}))
+
+    train = pairs(args.train_split, True, args.photometric, 8)
+    val = pairs(args.val_split, False, 0.0, args.val_pairs_per_image).cache()
+
+    ## Train: corner loss on every iteration, MACE on the last
+    config = training.TrainConfig(
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        learning_rate=args.learning_rate,
+        warmup_steps=args.warmup_steps,
+        clipnorm=1.0,
+        jit_compile=args.jit,
+        verbose=verbose,
+    )
+    start = time.time()
+    done_before = training.completed_epochs(output)
+    trainee = keras.Model(
+        model.inputs, model.get_layer(f"{model.name}_corners").output, name=f"{model.name}_train"
+    )
+    history = training.fit(
+        trainee,
+        train.map(lambda x, y: (x, y["corners"])),
+        output_dir=output,
+        config=config,
+        loss=CornerLoss(),
+        metrics=[MeanCornerError()],
+        validation_data=val.map(lambda x, y: (x, y["corners"])),
+    )
+    wall = time.time() - start
+    # the trained weights are shared: save the exportable model (without `corners`) instead
+    training.save_model_atomic(models.aligner_inference_model(model), output / "model.keras")
+
+    ## Evaluate on the held-out photos and record what was run
+    errors = []
+    for inputs, targets in val:
+        corners = model.predict_on_batch(inputs)["corners"][:, -1]
+        errors.append(np.linalg.norm(corners - targets["corners"].numpy(), axis=-1).mean(-1))
+    errors = np.concatenate(errors)
+    metrics = {
+        "model": args.model,
+        "command": command or " ".join(shlex.quote(a) for a in sys.argv),
+        "params": int(models.aligner_inference_model(model).count_params()),
+        "epochs": args.epochs,
+        "steps": args.epochs * args.steps_per_epoch,
+        "batch_size": args.batch_size,
+        "max_shift": args.max_shift,
+        "photometric": args.photometric,
+        "val_pairs": int(errors.size),
+        "val_mace_px": float(errors.mean()),
+        "val_median_corner_error_px": float(np.median(errors)),
+        "val_failure_rate_10px": float((errors > 10).mean()),
+        "wall_time_s_this_call": round(wall, 1),
+        "epochs_run_this_call": args.epochs - done_before,
+        "history_last": {k: float(v[-1]) for k, v in history.history.items() if v},
+    }
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    print(json.dumps({k: metrics[k] for k in ("val_mace_px", "val_median_corner_error_px")}))
+    return metrics
