@@ -45,6 +45,8 @@ setup(
         "cpu": [f"tensorflow-cpu=={TF_VERSION}"],
         "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
         "hub": ["tensorflow-hub>=0.16.1"],
+        # classical baselines of benchmarks/aligner.py (ECC, SIFT/ORB + RANSAC); headless: no GUI
+        "bench": ["opencv-python-headless>=4.8"],
         "test": [
             "pytest>=8",
             "pytest-timeout>=2.3",
