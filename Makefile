@@ -22,8 +22,8 @@ test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check keras_attn tests examples benchmarks
-	$(BIN)/ruff format --check keras_attn tests examples benchmarks
+	$(BIN)/ruff check keras_attn tests examples benchmarks scripts
+	$(BIN)/ruff format --check keras_attn tests examples benchmarks scripts
 
 benchmark: $(BIN)/.installed
 	$(BIN)/python benchmarks/attention.py

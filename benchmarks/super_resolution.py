@@ -33,39 +33,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_attn  # noqa: E402,F401  (registers the layers before loading .keras files)
-from keras_attn import data  # noqa: E402
-from keras_attn.training.metrics import psnr_y, ssim_y  # noqa: E402
+from keras_attn.models._complexity import count_macs  # noqa: E402
+from keras_attn.training.evaluation import held_out_pairs  # noqa: E402
+from keras_attn.training.evaluation import score_upscaled as score  # noqa: E402
 
 CLASSICAL = {"nearest": "nearest", "bicubic": "bicubic", "lanczos3": "lanczos3"}
-
-
-def held_out_pairs(scale: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    pairs = []
-    for name in data.photo_names("validation"):
-        hr = data.load_photo(name).astype("float32") / 255.0
-        height, width = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
-        hr = hr[:height, :width]
-        lr = data.bicubic_downscale(tf.constant(hr), scale).numpy()
-        pairs.append((name, lr, hr))
-    return pairs
-
-
-def score(upscaled: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:
-    upscaled = np.clip(upscaled, 0.0, 1.0)[None]
-    return (
-        float(psnr_y(hr[None], upscaled, border=scale)[0]),
-        float(ssim_y(hr[None], upscaled, border=scale)[0]),
-    )
-
-
-def count_macs(model: keras.Model, size: int) -> float:
-    """Multiply-accumulates of one forward pass on a `size x size` RGB input."""
-    spec = tf.TensorSpec((1, size, size, 3), tf.float32)
-    graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph
-    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    profile = tf.compat.v1.profiler.profile(graph=graph, options=options)
-    return profile.total_float_ops / 2.0
 
 
 def keras_latency(model: keras.Model, size: int, repeats: int) -> float:

@@ -1,9 +1,261 @@
-"""The `keras-attn` command line; every subcommand is a thin call into the library."""
+"""The `keras-attn` command line; every subcommand is a thin call into the library.
+
+    keras-attn list                                   architectures and shipped models
+    keras-attn train {sr,classifier} --output DIR     keras_attn.training.recipes (resumes)
+    keras-attn evaluate NAME_OR_PATH                  held-out PSNR/SSIM-Y or accuracy
+    keras-attn export PATH --format tflite --output F SavedModel or TFLite (+ quantisation)
+    keras-attn predict NAME_OR_PATH IMAGE... --output DIR
+    keras-attn demo --output DIR
+
+Bad input ends with one line on stderr, `keras-attn <command>: error: ...`, and exit status 2.
+Set KERAS_ATTN_DEBUG=1 to get the traceback instead.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import pathlib
+import shlex
 import sys
+
+FORMATS = ("keras", "saved_model", "tflite")
+VARIANTS = ("fp32", "fp16", "int8")
+FAMILY_TITLES = {"sr": "super-resolution", "classifier": "image classifier"}
+
+
+class _UsageError(Exception):
+    def __init__(self, prog: str, message: str):
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (no usage block), reported by `main`."""
+
+    def error(self, message):
+        raise _UsageError(self.prog, message)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    if isinstance(error, (ValueError, OSError)):
+        return text or type(error).__name__
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _add_model_source(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="NAME_OR_PATH", help="a shipped model name or a .keras")
+    parser.add_argument(
+        "--format", default="keras", choices=FORMATS, help="format of a shipped model to run"
+    )
+    parser.add_argument("--variant", choices=VARIANTS, help="TFLite variant (None: fp32)")
+
+
+def _load(args: argparse.Namespace):
+    from keras_attn import pretrained
+
+    return pretrained.load_predictor(args.model, args.format, variant=args.variant)
+
+
+# --------------------------------------------------------------------------- list
+
+
+def _list(args: argparse.Namespace) -> int:
+    from keras_attn import models, pretrained
+    from keras_attn.models.registry import get_spec
+
+    architectures = [
+        {"name": n, "family": get_spec(n).family, "description": get_spec(n).description}
+        for n in models.list_models()
+    ]
+    shipped = pretrained.list_models()
+    if args.json:
+        print(json.dumps({"architectures": architectures, "shipped": shipped}, indent=1))
+        return 0
+    print("Architectures (keras_attn.models.build_model):")
+    for entry in architectures:
+        print(f"  {entry['name']:<22} {entry['family']:<11} {entry['description']}")
+    print(f"Shipped models ({pretrained.saved_models_root()}):")
+    for entry in shipped:
+        metric = entry["metric"]
+        value = f"{metric['value']:.4f}" if isinstance(metric["value"], (int, float)) else "-"
+        print(
+            f"  {entry['name']:<22} {entry['family']:<11} {entry['params']:>10,} params  "
+            f"{metric['name']} {value}  ({entry['task']})"
+        )
+    if not shipped:
+        print("  none")
+    return 0
+
+
+# --------------------------------------------------------------------------- train
+
+
+def _train(args: argparse.Namespace) -> int:
+    from keras_attn.training.recipes import TRAINERS
+
+    _, run = TRAINERS[args.family]
+    summary = run(args, command=args.command_line)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from keras_attn.models.super_resolution import model_scale
+    from keras_attn.training import evaluation
+
+    predictor = _load(args)
+    dataset, split = evaluation.DEFAULT_DATASETS[predictor.family]
+    dataset, split = args.dataset or dataset, args.split or split
+    result = {"model": predictor.source, "family": predictor.family, "dataset": dataset}
+    result["split"] = split
+    if predictor.family == "sr":
+        scale = model_scale(predictor)
+        pairs = evaluation.held_out_pairs(scale, dataset, split, data_dir=args.data_dir)
+        model_scores = evaluation.evaluate_super_resolution(predictor, scale, pairs)
+        bicubic = evaluation.evaluate_super_resolution(None, scale, pairs)
+        result.update(
+            scale=scale,
+            **model_scores.as_dict(),
+            bicubic_psnr_y_db=bicubic.psnr_y,
+            bicubic_ssim_y=bicubic.ssim_y,
+        )
+        result["per_image"] = {
+            name: {**scores, "bicubic_psnr_y_db": bicubic.per_image[name]["psnr_y_db"]}
+            for name, scores in model_scores.per_image.items()
+        }
+    else:
+        test_data = evaluation.classifier_test_data(
+            predictor.input_shape, dataset, split, data_dir=args.data_dir
+        )
+        result.update(evaluation.evaluate_classifier(predictor, test_data))
+    if args.json:
+        print(json.dumps(result, indent=1))
+    elif predictor.family == "sr":
+        print(f"{result['model']}: x{result['scale']} on {dataset} {split} (PSNR-Y dB / SSIM-Y)")
+        print(f"  {'image':<24} {'model':>16} {'bicubic PSNR':>13}")
+        for name, scores in result["per_image"].items():
+            print(
+                f"  {name:<24} {scores['psnr_y_db']:>7.2f} / {scores['ssim_y']:.4f} "
+                f"{scores['bicubic_psnr_y_db']:>13.2f}"
+            )
+        print(
+            f"  {'mean':<24} {result['psnr_y_db']:>7.2f} / {result['ssim_y']:.4f} "
+            f"{result['bicubic_psnr_y_db']:>13.2f}"
+        )
+    else:
+        print(
+            f"{result['model']}: accuracy {result['accuracy']:.4f} "
+            f"({result['examples'] - result['errors']}/{result['examples']}) on {dataset} {split}"
+        )
+    return 0
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _export(args: argparse.Namespace) -> int:
+    import keras
+
+    from keras_attn import export, pretrained
+    from keras_attn.training import evaluation
+
+    if args.format == "saved_model" and args.quantization:
+        raise ValueError("--quantization applies to --format tflite only")
+    path = pathlib.Path(args.model)
+    if path.suffix == ".keras":
+        if not path.is_file():
+            raise ValueError(f"{path} does not exist")
+        model = keras.saving.load_model(path, compile=False)
+    else:
+        model = pretrained.load(args.model, "keras")
+    family = evaluation.family_of(model)
+    names = pretrained.OUTPUT_NAMES[family]
+    if args.format == "saved_model":
+        print(f"wrote {export.export_saved_model(model, args.output, output_names=names)}")
+        return 0
+    representative = None
+    if args.quantization == "int8":
+        representative = evaluation.calibration_data(family, tuple(model.inputs[0].shape[1:]))
+    report = export.export_tflite(
+        model, args.output, args.quantization, representative, output_names=names
+    )
+    print(f"wrote {report}")
+    return 0
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def _classifier_input(image, input_shape: tuple):
+    """A file's pixels preprocessed as in training: channels converted, bilinear resize."""
+    import numpy as np
+
+    from keras_attn.data.classification import ClassificationConfig, preprocess
+    from keras_attn.models._images import as_float_image
+
+    pixels = np.round(as_float_image(image, "image") * 255.0).astype("uint8")
+    config = ClassificationConfig(image_size=input_shape[0], channels=input_shape[-1])
+    return (preprocess(pixels, config).numpy().astype("float32") / 255.0)[None]
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from keras_attn.data.image_files import read_image, write_png
+    from keras_attn.models.super_resolution import model_scale, upscale
+
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be at least 1. Received: {args.top_k}")
+    images = {path: read_image(path) for path in args.inputs}  # every input checked first
+    output = pathlib.Path(args.output) if args.output else None
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+    predictor = _load(args)
+    if predictor.family == "sr" and output is None:
+        raise ValueError("--output is needed for super-resolution models (upscaled PNGs)")
+
+    if predictor.family == "sr":
+        scale = model_scale(predictor)
+        for path, image in images.items():
+            upscaled = upscale(predictor, image, tile=args.tile, overlap=args.overlap)
+            if upscaled.dtype != np.uint8:  # 16-bit and float files come back as 8-bit PNGs
+                upscaled = np.round(np.clip(upscaled / _top(upscaled), 0, 1) * 255).astype("uint8")
+            target = output / f"{pathlib.Path(path).stem}_x{scale}.png"
+            print(f"wrote {write_png(target, upscaled)}")
+        return 0
+
+    classes = (predictor.card or {}).get("classes")
+    predictions = {}
+    for path, image in images.items():
+        probabilities = predictor(_classifier_input(image, predictor.input_shape))[0]
+        order = np.argsort(probabilities)[::-1][: args.top_k]
+        top = [
+            {"class": classes[i] if classes else int(i), "probability": float(probabilities[i])}
+            for i in order
+        ]
+        predictions[path] = top
+        shown = ", ".join(f"{entry['class']} ({entry['probability']:.3f})" for entry in top)
+        print(f"{path}: {shown}")
+    if output is not None:
+        target = output / "predictions.json"
+        target.write_text(json.dumps(predictions, indent=1))
+        print(f"wrote {target}")
+    return 0
+
+
+def _top(image) -> float:
+    import numpy as np
+
+    return 65535.0 if image.dtype == np.uint16 else 1.0
+
+
+# --------------------------------------------------------------------------- demo
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -14,27 +266,94 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="keras-attn", description="Attention layers and models for Keras 3."
-    )
+    from keras_attn.training.recipes import TRAINERS
+
+    defaults = argparse.ArgumentDefaultsHelpFormatter
+    parser = _Parser(prog="keras-attn", description="Attention layers and models for Keras 3.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = commands.add_parser(
-        "demo",
-        help="run the layers on a bundled photo and write figures",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+
+    def command(name, run, help):
+        sub = commands.add_parser(name, help=help, description=help, formatter_class=defaults)
+        sub.set_defaults(run=run)
+        return sub
+
+    listing = command("list", _list, "list registered architectures and shipped models")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    train = command("train", _train, "train a model family (resumes from --output)")
+    families = train.add_subparsers(dest="family", required=True, metavar="FAMILY")
+    for family, (add_arguments, _) in TRAINERS.items():
+        title = FAMILY_TITLES.get(family, family)
+        add_arguments(
+            families.add_parser(
+                family,
+                help=f"train a {title} model",
+                description=f"Train a {title} model; resumes when --output holds a run.",
+                formatter_class=defaults,
+            )
+        )
+
+    evaluate = command(
+        "evaluate", _evaluate, "PSNR/SSIM-Y (SR) or accuracy (classifier) on held-out data"
     )
+    _add_model_source(evaluate)
+    evaluate.add_argument(
+        "--dataset", help="tfds dataset (None: bundled_photos for SR, bundled_digits otherwise)"
+    )
+    evaluate.add_argument("--split", help="held-out split (None: validation for SR, else test)")
+    evaluate.add_argument("--data-dir", help="tfds data directory (None: tfds's own)")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    export = command("export", _export, "export a model as a SavedModel or TFLite file")
+    export.add_argument("model", metavar="PATH", help="a .keras file or a shipped model name")
+    export.add_argument(
+        "--format", required=True, choices=["saved_model", "tflite"], help="export format"
+    )
+    export.add_argument(
+        "--quantization",
+        choices=["float16", "dynamic", "int8"],
+        help="TFLite quantisation (None: float32); int8 calibrates on the family's training data",
+    )
+    export.add_argument("--output", required=True, help="SavedModel folder or .tflite file")
+
+    predict = command(
+        "predict", _predict, "upscale images (SR) or print the top classes (classifier)"
+    )
+    _add_model_source(predict)
+    predict.add_argument("inputs", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG...)")
+    predict.add_argument(
+        "--output", help="folder for the upscaled PNGs (needed for SR) or predictions.json"
+    )
+    predict.add_argument("--tile", type=int, help="SR: process in tiles of this input size")
+    predict.add_argument("--overlap", type=int, default=16, help="SR: overlap between tiles")
+    predict.add_argument("--top-k", type=int, default=3, help="classifier: classes to print")
+
+    demo = command("demo", _demo, "run the layers on a bundled photo and write figures")
     demo.add_argument("--output", default="demo_output", help="folder for the PNGs and index.html")
-    demo.set_defaults(run=_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as error:
+        print(f"{error.prog}: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    args.command_line = shlex.join(["keras-attn", *argv])
     try:
         return args.run(args)
-    except (ValueError, OSError) as error:
-        print(f"keras-attn {args.command}: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"keras-attn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if os.environ.get("KERAS_ATTN_DEBUG"):
+            raise
+        print(f"keras-attn {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
 
 

@@ -1,7 +1,16 @@
+import json
+import re
 import subprocess
 import sys
 
-from keras_attn import cli
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_attn import cli, data, pretrained
+from keras_attn.data import digits
+from tests.data.test_bundled_photos import photos_dir  # noqa: F401  (session fixture)
+from tests.data.test_classification import digits_dir  # noqa: F401  (session fixture)
 
 
 def test_demo_writes_png_and_index(tmp_path):
@@ -51,3 +60,229 @@ def test_demo_files_are_readable_by_others(tmp_path):
         os.umask(old)
     for name in ("layers_on_astronaut.png", "index.html"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
+
+
+# --------------------------------------------------------------------------- full CLI
+
+
+def run(capsys, *argv):
+    """Runs the CLI in-process: (exit code, stdout, stderr)."""
+    capsys.readouterr()
+    code = cli.main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, photos_dir, digits_dir):  # noqa: F811
+    """Tiny SR and classifier runs trained through the CLI (1 epoch x 2 steps each)."""
+    root = tmp_path_factory.mktemp("cli_runs")
+    sr_argv = [
+        *("train", "sr", "--model", "sr_tiny", "--epochs", "1", "--steps-per-epoch", "2"),
+        *("--batch-size", "4", "--patch-size", "48", "--val-split", "validation[:1]"),
+        *("--data-dir", photos_dir, "--verbose", "0", "--output", str(root / "sr")),
+    ]
+    classifier_argv = [
+        *("train", "classifier", "--epochs", "1", "--steps-per-epoch", "2"),
+        *("--batch-size", "16", "--image-size", "16", "--data-dir", digits_dir),
+        *("--verbose", "0", "--output", str(root / "classifier")),
+    ]
+    assert cli.main(sr_argv) == 0
+    assert cli.main(classifier_argv) == 0
+    return {"root": root, "sr": sr_argv, "classifier": classifier_argv}
+
+
+def test_train_writes_metrics_with_the_command_and_resumes(trained, capsys):
+    root = trained["root"]
+    sr_metrics = json.loads((root / "sr" / "metrics.json").read_text())
+    assert sr_metrics["command"].startswith("keras-attn train sr --model sr_tiny")
+    assert sr_metrics["model"] == "sr_tiny_x2" and sr_metrics["steps"] == 2
+    assert sr_metrics["params"] == 16404 and np.isfinite(sr_metrics["val_psnr_y"])
+    classifier_metrics = json.loads((root / "classifier" / "metrics.json").read_text())
+    assert classifier_metrics["test_examples"] == 359 and classifier_metrics["steps"] == 2
+
+    # The same command again: the finished run is restored, not trained again.
+    code, out, _ = run(capsys, *trained["classifier"])
+    assert code == 0 and "nothing to do" in out
+    assert json.loads(out[out.index("{") :])["epochs_run_this_call"] == 0
+    # One more epoch asked for: training resumes after the completed one.
+    argv = list(trained["sr"])
+    argv[argv.index("--epochs") + 1] = "2"
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and "Resuming from epoch 2" in out
+    assert json.loads((root / "sr" / "metrics.json").read_text())["epochs_run_this_call"] == 1
+
+
+def test_list_shows_architectures_and_shipped_models(capsys):
+    code, out, _ = run(capsys, "list")
+    assert code == 0
+    assert "sr_small_x2" in out and "attention_cnn_tiny" in out
+    shipped = out[out.index("Shipped models") :]
+    assert "sr_x2" in shipped and "classifier_digits" in shipped and "psnr_y_db" in shipped
+    code, out, _ = run(capsys, "list", "--json")
+    listing = json.loads(out)
+    assert {m["name"] for m in listing["shipped"]} >= {"sr_x2", "classifier_digits"}
+
+
+def test_evaluate_sr_path_and_shipped_classifier(trained, digits_dir, capsys):  # noqa: F811
+    code, out, _ = run(capsys, "evaluate", trained["root"] / "sr" / "model.keras", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["scale"] == 2 and result["images"] == 5
+    assert set(result["per_image"]) == set(data.photo_names("validation"))
+    assert 20 < result["psnr_y_db"] < 45 and 0 < result["ssim_y"] <= 1
+
+    card = pretrained.card("classifier_digits")
+    code, out, _ = run(capsys, "evaluate", "classifier_digits", "--data-dir", digits_dir)
+    assert code == 0 and f"accuracy {card['metrics']['accuracy']:.4f}" in out
+    code, out, _ = run(
+        capsys,
+        *("evaluate", "classifier_digits", "--format", "tflite", "--variant", "int8"),
+        *("--data-dir", digits_dir, "--json"),
+    )
+    expected = card["metrics"]["tflite"]["model_int8.tflite"]["accuracy"]
+    assert json.loads(out)["accuracy"] == pytest.approx(expected)
+
+
+def test_export_tflite_and_saved_model(trained, tmp_path, capsys):
+    from keras_attn.export import TFLiteModel
+
+    sr_path = trained["root"] / "sr" / "model.keras"
+    code, out, _ = run(
+        capsys,
+        "export",
+        sr_path,
+        "--format",
+        "tflite",
+        "--quantization",
+        "dynamic",
+        "--output",
+        tmp_path / "sr.tflite",
+    )
+    assert code == 0 and "dynamic" in out
+    upscaled = TFLiteModel(tmp_path / "sr.tflite")(image=np.zeros((1, 9, 7, 3), "float32"))
+    assert upscaled["upscaled"].shape == (1, 18, 14, 3)
+
+    classifier_path = trained["root"] / "classifier" / "model.keras"
+    code, out, _ = run(
+        capsys, "export", classifier_path, "--format", "saved_model", "--output", tmp_path / "sm"
+    )
+    assert code == 0
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"]
+    probabilities = signature(image=tf.zeros((2, 16, 16, 1)))["probabilities"].numpy()
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+
+
+def test_predict_sr_writes_upscaled_pngs(trained, tmp_path, capsys):
+    photo = data.load_photo("chelsea")[100:140, 150:200]
+    Image.fromarray(photo).save(tmp_path / "cat.png")
+    Image.fromarray(photo[..., 0]).save(tmp_path / "gray.png")
+    code, out, _ = run(
+        capsys,
+        "predict",
+        trained["root"] / "sr" / "model.keras",
+        tmp_path / "cat.png",
+        tmp_path / "gray.png",
+        "--tile",
+        "24",
+        "--overlap",
+        "4",
+        "--output",
+        tmp_path / "out",
+    )
+    assert code == 0 and out.count("wrote") == 2
+    upscaled = np.asarray(Image.open(tmp_path / "out" / "cat_x2.png"))
+    assert upscaled.shape == (80, 100, 3) and upscaled.dtype == np.uint8
+    assert np.asarray(Image.open(tmp_path / "out" / "gray_x2.png")).shape == (80, 100)
+    # A 2-step model is still close to bilinear upsampling of the input.
+    reference = np.asarray(Image.fromarray(photo).resize((100, 80), Image.BILINEAR), "float32")
+    assert np.abs(upscaled.astype("float32") - reference).mean() < 12
+
+
+def test_predict_classifier_prints_top_classes(tmp_path, capsys):
+    images, labels = digits.load_split("test")
+    paths = []
+    for index in range(4):
+        paths.append(tmp_path / f"digit{index}.png")
+        Image.fromarray(images[index, ..., 0]).save(paths[-1])
+    code, out, _ = run(
+        capsys, "predict", "classifier_digits", *paths, "--top-k", "2", "--output", tmp_path
+    )
+    assert code == 0
+    predictions = json.loads((tmp_path / "predictions.json").read_text())
+    for path, label in zip(paths, labels[:4], strict=True):
+        top = predictions[str(path)]
+        assert len(top) == 2 and top[0]["class"] == str(label) and top[0]["probability"] > 0.5
+        assert f"{path}: {label} (" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["evaluate", "sr_x9"], "keras-attn evaluate: error: Unknown shipped model 'sr_x9'"),
+        (["predict", "sr_x2", "{text}", "--output", "{tmp}"], "is not an image file"),
+        (["predict", "sr_x2", "{tmp}/nope.png", "--output", "{tmp}"], "nope.png does not exist"),
+        (["predict", "sr_x2", "{nan}", "--output", "{tmp}"], "contains NaN"),
+        (["predict", "sr_x2", "{png}", "--output", "{text}/sub"], "Not a directory"),
+        (["evaluate", "{tmp}/missing.keras"], "missing.keras does not exist"),
+        (["evaluate", "{text}"], "is not a .keras file"),
+        (["train", "sr", "--scale", "5", "--output", "{tmp}"], "argument --scale: invalid choice"),
+        (["train", "classifier", "--label-smoothing", "2", "--output", "{tmp}"], "[0, 1)"),
+        (
+            [
+                "export",
+                "sr_x2",
+                "--format",
+                "saved_model",
+                "--quantization",
+                "int8",
+                "--output",
+                "x",
+            ],
+            "--quantization applies to --format tflite only",
+        ),
+        (["predict", "sr_x2", "{png}"], "--output is needed"),
+        (["evaluate", "sr_x2", "--format", "onnx"], "argument --format: invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_on_stderr(argv, message, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("not an image")
+    Image.fromarray(np.zeros((8, 8), "uint8")).save(tmp_path / "ok.png")
+    Image.fromarray(np.full((8, 8), np.nan, "float32")).save(tmp_path / "nan.tiff")
+    values = {
+        "tmp": tmp_path,
+        "text": tmp_path / "notes.txt",
+        "nan": tmp_path / "nan.tiff",
+        "png": tmp_path / "ok.png",
+    }
+    code, out, err = run(capsys, *(arg.format(**values) for arg in argv))
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"keras-attn {argv[0]}") and ": error: " in err and message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["list"],
+        ["train", "sr"],
+        ["train", "classifier"],
+        ["evaluate"],
+        ["export"],
+        ["predict"],
+        ["demo"],
+    ],
+)
+def test_every_help_states_its_defaults(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    # One entry per option: its flag line and the indented help lines below it.
+    entries = re.split(r"\n  (?=-)", out[out.index("options:") :])[1:]
+    options = [entry for entry in entries if not entry.startswith("-h, --help")]
+    assert options
+    for entry in options:
+        assert "(default:" in entry, entry

@@ -1,6 +1,19 @@
 """keras_attn.export: SavedModel and TFLite (fp32, fp16, dynamic, int8), checked after reload."""
 
 from keras_attn.export.saved_model import export_saved_model
-from keras_attn.export.tflite import TFLiteReport, export_tflite, run_tflite, sample_inputs
+from keras_attn.export.tflite import (
+    TFLiteModel,
+    TFLiteReport,
+    export_tflite,
+    run_tflite,
+    sample_inputs,
+)
 
-__all__ = ["TFLiteReport", "export_saved_model", "export_tflite", "run_tflite", "sample_inputs"]
+__all__ = [
+    "TFLiteModel",
+    "TFLiteReport",
+    "export_saved_model",
+    "export_tflite",
+    "run_tflite",
+    "sample_inputs",
+]

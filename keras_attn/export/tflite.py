@@ -44,26 +44,69 @@ def sample_inputs(model: keras.Model, spatial: int = 64, seed: int = 0) -> dict[
     }
 
 
+class TFLiteModel:
+    """A TFLite model in LiteRT, called through its `serving_default` signature.
+
+    `TFLiteModel(path)(image=x)` returns the named outputs as a dict of numpy arrays; a model
+    with one input may be called positionally, `TFLiteModel(path)(x)`. Inputs whose shape
+    differs from the stored one (another batch or image size) are resized by the signature
+    runner, so one instance serves any size the model allows.
+
+    Args:
+        content_or_path: a `.tflite` path, or the flatbuffer as bytes.
+        num_threads: LiteRT CPU threads (None: LiteRT's default).
+    """
+
+    def __init__(self, content_or_path, *, num_threads: int | None = None):
+        self._source = content_or_path
+        self._num_threads = num_threads
+        self.interpreter = self._interpreter()
+        runner = self.interpreter.get_signature_runner("serving_default")
+        self.input_names = tuple(runner.get_input_details())
+        self.output_names = tuple(runner.get_output_details())
+        self._runner = runner
+
+    def _interpreter(self, **options):
+        from ai_edge_litert.interpreter import Interpreter
+
+        options["num_threads"] = self._num_threads
+        if isinstance(self._source, (bytes, bytearray)):
+            return Interpreter(model_content=bytes(self._source), **options)
+        return Interpreter(model_path=str(self._source), **options)
+
+    def __call__(self, *args: np.ndarray, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        if args:
+            if len(args) != 1 or inputs or len(self.input_names) != 1:
+                raise ValueError(
+                    f"Pass the inputs by name: {list(self.input_names)}. Received "
+                    f"{len(args)} positional and {sorted(inputs)} named inputs."
+                )
+            inputs = {self.input_names[0]: args[0]}
+        if sorted(inputs) != sorted(self.input_names):
+            raise ValueError(
+                f"The model takes inputs {sorted(self.input_names)}. Received: {sorted(inputs)}"
+            )
+        inputs = {name: np.asarray(value, "float32") for name, value in inputs.items()}
+        try:
+            return self._runner(**inputs)
+        except RuntimeError as error:
+            # Seen once here, not reproducible: XNNPACK failing to prepare a node after a
+            # resize. The builtin kernels without the default delegate compute the same
+            # function.
+            if "XNNPACK" not in str(error):
+                raise
+            from ai_edge_litert.interpreter import OpResolverType
+
+            self.interpreter = self._interpreter(
+                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            )
+            self._runner = self.interpreter.get_signature_runner("serving_default")
+            return self._runner(**inputs)
+
+
 def run_tflite(content_or_path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Runs the `serving_default` signature of a TFLite model in LiteRT on named inputs."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    def run(**options):
-        if isinstance(content_or_path, (bytes, bytearray)):
-            interpreter = Interpreter(model_content=bytes(content_or_path), **options)
-        else:
-            interpreter = Interpreter(model_path=str(content_or_path), **options)
-        # The signature runner resizes inputs whose shape differs from the stored one.
-        return interpreter.get_signature_runner("serving_default")(**inputs)
-
-    try:
-        return run()
-    except RuntimeError as error:
-        # Seen once here, not reproducible: XNNPACK failing to prepare a node after a resize.
-        # The builtin kernels without the default delegate compute the same function.
-        if "XNNPACK" not in str(error):
-            raise
-        return run(experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    return TFLiteModel(content_or_path)(**inputs)
 
 
 def _converter(saved_model_dir, quantization, representative_data):
@@ -93,6 +136,7 @@ def export_tflite(
     *,
     inputs: dict[str, np.ndarray] | None = None,
     output_names: list[str] | None = None,
+    saved_model_dir: str | os.PathLike | None = None,
 ) -> TFLiteReport:
     """Converts `model` to TFLite with builtin ops only, atomically, and checks it in LiteRT.
 
@@ -109,6 +153,9 @@ def export_tflite(
             (in the model's input order) that look like real data.
         inputs: named arrays for the parity check; default `sample_inputs(model)`.
         output_names: names of the outputs (see `export_saved_model`).
+        saved_model_dir: an existing `export_saved_model(model, ..., output_names=...)` of the
+            same model to convert, instead of exporting a temporary one (saves the export when
+            several quantisations are made).
 
     Returns:
         A `TFLiteReport` with the ops used, the size and the max |TFLite - Keras| per output.
@@ -127,9 +174,10 @@ def export_tflite(
     inputs = sample_inputs(model) if inputs is None else inputs
 
     with tempfile.TemporaryDirectory() as workdir:
-        saved_model_dir = export_saved_model(
-            model, pathlib.Path(workdir) / "saved_model", output_names=output_names
-        )
+        if saved_model_dir is None:
+            saved_model_dir = export_saved_model(
+                model, pathlib.Path(workdir) / "saved_model", output_names=output_names
+            )
         try:
             content = _converter(saved_model_dir, quantization, representative_data).convert()
         except Exception as error:  # ConverterError and friends: one clear line

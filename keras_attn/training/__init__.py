@@ -1,5 +1,5 @@
-"""keras_attn.training: losses, metrics and the training entry point."""
+"""keras_attn.training: losses, metrics, the training entry point, recipes and evaluation."""
 
-from keras_attn.training import fit, losses, metrics
+from keras_attn.training import evaluation, fit, losses, metrics, recipes
 
-__all__ = ["fit", "losses", "metrics"]
+__all__ = ["evaluation", "fit", "losses", "metrics", "recipes"]

@@ -1,0 +1,213 @@
+"""The folder format of `saved_models/` and `package_model`, which writes one atomically.
+
+`keras_attn.pretrained` reads these folders (and re-exports `package_model`); see there and
+`saved_models/README.md` for the format.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import importlib.metadata
+import json
+import os
+import pathlib
+import platform
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+from keras_attn._io import atomic_path
+from keras_attn.export.saved_model import export_saved_model
+from keras_attn.export.tflite import export_tflite
+from keras_attn.export.tflite import sample_inputs as default_sample_inputs
+from keras_attn.version import __version__
+
+CARD = "card.json"
+KERAS_FILE = "model.keras"
+SAVED_MODEL_DIR = "saved_model"
+# TFLite variant -> file; `variant=None` is the float32 file.
+TFLITE_FILES = {"fp32": "model.tflite", "fp16": "model_fp16.tflite", "int8": "model_int8.tflite"}
+# package_model quantization -> variant; "dynamic" and "int8" both make the int8 file.
+QUANTIZATION_VARIANTS = {"float16": "fp16", "dynamic": "int8", "int8": "int8"}
+# The names of the serving outputs of each family's shipped models.
+OUTPUT_NAMES = {"sr": ["upscaled"], "classifier": ["probabilities"]}
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _io_entries(tensors, names: list[str], extras: dict) -> list[dict]:
+    entries = []
+    for tensor, name in zip(tensors, names, strict=True):
+        entry = {"name": name, "shape": list(tensor.shape), "dtype": str(tensor.dtype)}
+        entry.update(extras.get(name, {}))
+        entries.append(entry)
+    return entries
+
+
+def _versions() -> dict:
+    import tensorflow as tf
+
+    return {
+        "keras_attn": __version__,
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "ai_edge_litert": importlib.metadata.version("ai-edge-litert"),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _uncompiled_copy(model: keras.Model) -> keras.Model:
+    """The same architecture and weights without optimizer state (a much smaller file)."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def package_model(
+    model: keras.Model,
+    name: str,
+    root: str | os.PathLike,
+    *,
+    card: dict,
+    representative_data=None,
+    quantizations: tuple[str, ...] = ("float16", "dynamic"),
+    sample_inputs: dict[str, np.ndarray] | None = None,
+    output_names: list[str] | None = None,
+    evaluate: Callable[[pathlib.Path], dict] | None = None,
+) -> pathlib.Path:
+    """Writes `<root>/<name>/` in the catalogue format, atomically.
+
+    Everything is written into a temporary folder beside the target and renamed into place only
+    when complete; a failure at any point leaves an existing folder of that name untouched and
+    no temporary folder behind.
+
+    Files: `model.keras` (uncompiled), `saved_model/` (`export_saved_model`), `model.tflite`
+    (float32, builtin ops), `model_fp16.tflite` for `"float16"`, `model_int8.tflite` for
+    `"dynamic"` (int8 weights) or `"int8"` (full integer, needs `representative_data`), and
+    `card.json`.
+
+    Args:
+        model: the trained Keras model.
+        name: folder name, `<family>_<variant>` (e.g. `"sr_x2"`).
+        root: catalogue folder.
+        card: what only the caller knows: `family`, `task`, `metrics` (measured, with the
+            command that measured them), `key_metric` (a key of `metrics`), training data and
+            command, ... `inputs` / `outputs` may map a tensor name to extra fields (e.g.
+            `{"image": {"range": [0, 1]}}`), merged into the computed entries.
+        representative_data: for `"int8"`: a callable returning an iterable of input lists.
+        quantizations: subset of `"float16"`, `"dynamic"`, `"int8"` (not both of the last two).
+        sample_inputs: named inputs of the TFLite parity checks (default: uniform noise).
+        output_names: serving output names (default: the family's, see `OUTPUT_NAMES`).
+        evaluate: optional; called with the complete temporary folder before `card.json` is
+            written; the dict it returns is merged into `card["metrics"]`, so measurements of
+            the exported files (e.g. TFLite accuracy) land in the same card.
+
+    Returns:
+        The folder written.
+    """
+    for quantization in quantizations:
+        if quantization not in QUANTIZATION_VARIANTS:
+            raise ValueError(
+                f"quantizations must be among {list(QUANTIZATION_VARIANTS)}. "
+                f"Received: quantizations={quantizations!r}"
+            )
+    if {"dynamic", "int8"} <= set(quantizations):
+        raise ValueError("'dynamic' and 'int8' both write model_int8.tflite: choose one")
+    if "int8" in quantizations and representative_data is None:
+        raise ValueError("quantization 'int8' needs representative_data (a callable)")
+    if "family" not in card or "metrics" not in card:
+        raise ValueError("card needs at least 'family' and 'metrics'")
+    if output_names is None:
+        output_names = OUTPUT_NAMES.get(card["family"])
+    inputs = default_sample_inputs(model) if sample_inputs is None else sample_inputs
+    folder = pathlib.Path(root) / name
+
+    with atomic_path(folder, directory=True) as tmp:
+        _uncompiled_copy(model).save(tmp / KERAS_FILE)
+        reloaded = keras.saving.load_model(tmp / KERAS_FILE, compile=False)
+        keras_ordered = [inputs[t.name] for t in model.inputs]
+        keras_ordered = keras_ordered[0] if len(keras_ordered) == 1 else keras_ordered
+        keras_diff = float(
+            np.max(
+                np.abs(
+                    np.asarray(_first(reloaded(keras_ordered)))
+                    - np.asarray(_first(model(keras_ordered)))
+                )
+            )
+        )
+        if keras_diff > 1e-5:
+            raise ValueError(f"{KERAS_FILE} reloads with outputs {keras_diff:.2e} off the model")
+
+        export_saved_model(model, tmp / SAVED_MODEL_DIR, output_names=output_names)
+        tflite = {}
+        for quantization in (None, *quantizations):
+            variant = QUANTIZATION_VARIANTS.get(quantization, "fp32")
+            report = export_tflite(
+                model,
+                tmp / TFLITE_FILES[variant],
+                quantization,
+                representative_data if quantization == "int8" else None,
+                inputs=inputs,
+                output_names=output_names,
+                saved_model_dir=tmp / SAVED_MODEL_DIR,
+            )
+            tflite[TFLITE_FILES[variant]] = {
+                "quantization": quantization or "float32",
+                "max_abs_diff_vs_keras": report.max_abs_diff,
+                "ops": list(report.ops),
+                "bytes": report.size_bytes,
+            }
+
+        metrics = dict(card["metrics"])
+        if evaluate is not None:
+            metrics.update(evaluate(tmp))
+        # Exactly what version control keeps: no empty folders (the SavedModel's assets/).
+        for directory in sorted(tmp.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if directory.is_dir() and not any(directory.iterdir()):
+                directory.rmdir()
+        files = {
+            p.relative_to(tmp).as_posix(): {"sha256": sha256_of(p), "bytes": p.stat().st_size}
+            for p in sorted(tmp.rglob("*"))
+            if p.is_file()
+        }
+        full_card = {
+            "name": name,
+            **{k: v for k, v in card.items() if k not in ("inputs", "outputs", "metrics")},
+            "inputs": _io_entries(
+                model.inputs, [t.name for t in model.inputs], card.get("inputs", {})
+            ),
+            "outputs": _io_entries(
+                model.outputs, output_names or list(model.output_names), card.get("outputs", {})
+            ),
+            "params": model.count_params(),
+            "metrics": metrics,
+            "parity": {
+                "inputs": {k: list(v.shape) for k, v in inputs.items()},
+                "keras_reload_max_abs_diff": keras_diff,
+                "tflite": tflite,
+            },
+            "files": files,
+            "total_bytes": sum(entry["bytes"] for entry in files.values()),
+            "versions": _versions(),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        (tmp / CARD).write_text(json.dumps(full_card, indent=1) + "\n")
+    return folder
+
+
+def _first(outputs):
+    if isinstance(outputs, dict):
+        return next(iter(outputs.values()))
+    if isinstance(outputs, (list, tuple)):
+        return outputs[0]
+    return outputs

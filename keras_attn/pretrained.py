@@ -1,0 +1,357 @@
+"""The catalogue of shipped models (`saved_models/`): list, verify, load, and package new ones.
+
+Each model is a folder `<root>/<name>/` holding `model.keras`, `saved_model/`, `model.tflite`
+(float32), optionally `model_fp16.tflite` and `model_int8.tflite`, and `card.json` (see
+`saved_models/README.md`). The card records the sha256 and size of every other file; `load`
+checks every file the chosen format needs against it first, so a tampered, truncated or missing
+file raises a `ValueError` naming it instead of loading.
+
+The root is, in order: the `root` argument; the `KERAS_ATTN_SAVED_MODELS` environment variable;
+`saved_models/` beside the `keras_attn` package folder (the repository checkout, which an
+editable install `pip install -e .` uses).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+from keras_attn.export import TFLiteModel
+from keras_attn.export.package import (
+    CARD,
+    KERAS_FILE,
+    OUTPUT_NAMES,
+    SAVED_MODEL_DIR,
+    TFLITE_FILES,
+    package_model,
+    sha256_of,
+)
+
+__all__ = [
+    "ENV_VAR",
+    "FORMATS",
+    "OUTPUT_NAMES",
+    "TFLITE_FILES",
+    "Predictor",
+    "card",
+    "list_models",
+    "load",
+    "load_predictor",
+    "package_model",
+    "render_table",
+    "saved_models_root",
+    "sha256_of",
+    "verify",
+]
+
+ENV_VAR = "KERAS_ATTN_SAVED_MODELS"
+FORMATS = ("keras", "saved_model", "tflite")
+
+
+def saved_models_root(root: str | os.PathLike | None = None) -> pathlib.Path:
+    """The catalogue folder: `root`, else `$KERAS_ATTN_SAVED_MODELS`, else `<repo>/saved_models`."""
+    if root is not None:
+        return pathlib.Path(root)
+    if os.environ.get(ENV_VAR):
+        return pathlib.Path(os.environ[ENV_VAR])
+    import keras_attn
+
+    return pathlib.Path(keras_attn.__file__).resolve().parents[1] / "saved_models"
+
+
+def _read_card(folder: pathlib.Path) -> dict:
+    path = folder / CARD
+    try:
+        card = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path} is missing: {folder.name} is not a shipped model") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(card, dict) or not isinstance(card.get("files"), dict):
+        raise ValueError(f"{path} has no 'files' table of sha256 sums")
+    return card
+
+
+def _model_folders(root: pathlib.Path) -> list[pathlib.Path]:
+    if not root.is_dir():
+        return []
+    return sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / CARD).exists()
+    )
+
+
+def _folder(name: str, root: str | os.PathLike | None) -> pathlib.Path:
+    base = saved_models_root(root)
+    folders = {p.name: p for p in _model_folders(base)}
+    if name not in folders:
+        raise ValueError(
+            f"Unknown shipped model {name!r}. Available in {base}: {sorted(folders) or 'none'}"
+        )
+    return folders[name]
+
+
+def card(name: str, *, root: str | os.PathLike | None = None) -> dict:
+    """The model card (`card.json`) of shipped model `name`, as a dict."""
+    return _read_card(_folder(name, root))
+
+
+def list_models(*, root: str | os.PathLike | None = None) -> list[dict]:
+    """One summary per shipped model, sorted by name.
+
+    Returns:
+        Dicts with `name`, `family`, `task`, `params`, `metric` (`{"name", "value"}`: the
+        card's key metric, measured on held-out data), `files` (relative path -> bytes, the
+        SavedModel folder summed as `"saved_model/"`) and `path`.
+    """
+    summaries = []
+    for folder in _model_folders(saved_models_root(root)):
+        model_card = _read_card(folder)
+        files: dict[str, int] = {}
+        for relative, entry in sorted(model_card["files"].items()):
+            key = relative.split("/")[0] + "/" if "/" in relative else relative
+            files[key] = files.get(key, 0) + int(entry["bytes"])
+        key_metric = model_card.get("key_metric")
+        summaries.append(
+            {
+                "name": folder.name,
+                "family": model_card.get("family"),
+                "task": model_card.get("task"),
+                "params": model_card.get("params"),
+                "metric": {
+                    "name": key_metric,
+                    "value": model_card.get("metrics", {}).get(key_metric),
+                },
+                "files": files,
+                "path": str(folder),
+            }
+        )
+    return summaries
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def _needed_files(model_card: dict, name: str, format: str, variant: str | None) -> list[str]:
+    listed = sorted(model_card["files"])
+    if format == "keras":
+        needed = [KERAS_FILE]
+    elif format == "saved_model":
+        needed = [f for f in listed if f.startswith(f"{SAVED_MODEL_DIR}/")]
+        if f"{SAVED_MODEL_DIR}/saved_model.pb" not in needed:
+            raise ValueError(f"The card of {name} lists no {SAVED_MODEL_DIR}/saved_model.pb")
+    else:
+        needed = [TFLITE_FILES[variant or "fp32"]]
+    for relative in needed:
+        if relative not in model_card["files"]:
+            raise ValueError(f"{name} ships no {relative} (not in its card.json)")
+    return needed
+
+
+def verify(
+    name: str,
+    format: str = "keras",
+    *,
+    variant: str | None = None,
+    root: str | os.PathLike | None = None,
+) -> pathlib.Path:
+    """Checks the files `format` needs against the sha256 and sizes in the card.
+
+    For `"saved_model"` that is every file under `saved_model/`, and a file there that the card
+    does not list is an error too.
+
+    Returns:
+        The path of the file (keras, tflite) or folder (saved_model) to load.
+
+    Raises:
+        ValueError: unknown name, format or variant; a file missing, of the wrong size
+            (truncated) or with another sha256 (altered), naming the file.
+    """
+    _check_format(format, variant)
+    folder = _folder(name, root)
+    model_card = _read_card(folder)
+    needed = _needed_files(model_card, name, format, variant)
+    if format == "saved_model":
+        present = {
+            p.relative_to(folder).as_posix()
+            for p in (folder / SAVED_MODEL_DIR).rglob("*")
+            if p.is_file()
+        }
+        extra = sorted(present - set(needed))
+        if extra:
+            raise ValueError(f"{name}: {folder / extra[0]} is not listed in card.json")
+    for relative in needed:
+        path = folder / relative
+        expected = model_card["files"][relative]
+        if not path.is_file():
+            raise ValueError(f"{name}: {path} is missing")
+        size = path.stat().st_size
+        if size != int(expected["bytes"]):
+            raise ValueError(
+                f"{name}: {path} has {size} bytes, card.json says {expected['bytes']} "
+                "(truncated or altered)"
+            )
+        if sha256_of(path) != expected["sha256"]:
+            raise ValueError(f"{name}: {path} does not match its sha256 in card.json (altered)")
+    return folder / (SAVED_MODEL_DIR if format == "saved_model" else needed[0])
+
+
+def _check_format(format: str, variant: str | None) -> None:
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {list(FORMATS)}. Received: format={format!r}")
+    if variant is not None and (format != "tflite" or variant not in TFLITE_FILES):
+        raise ValueError(
+            f"variant is for format='tflite' only, one of {list(TFLITE_FILES)}. "
+            f"Received: variant={variant!r}, format={format!r}"
+        )
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load(
+    name: str,
+    format: str = "keras",
+    *,
+    variant: str | None = None,
+    root: str | os.PathLike | None = None,
+):
+    """Loads shipped model `name` after checking its files' sha256 (see `verify`).
+
+    Args:
+        name: a folder of the catalogue, e.g. `"sr_x2"` (`list_models()` lists them).
+        format: `"keras"` -> a `keras.Model` (uncompiled); `"saved_model"` -> the
+            `tf.saved_model.load` object (`.signatures["serving_default"]` takes named inputs
+            and returns a dict); `"tflite"` -> a `keras_attn.export.TFLiteModel` (call it on
+            numpy inputs; its `.interpreter` is the LiteRT `Interpreter`).
+        variant: TFLite only: `None`/`"fp32"`, `"fp16"` or `"int8"`.
+        root: catalogue folder (default: see `saved_models_root`).
+
+    Raises:
+        ValueError: unknown name (the message lists the available ones), unknown format or
+            variant, or a file that fails verification.
+    """
+    path = verify(name, format, variant=variant, root=root)
+    if format == "keras":
+        return keras.saving.load_model(path, compile=False)
+    if format == "saved_model":
+        import tensorflow as tf
+
+        return tf.saved_model.load(str(path))
+    return TFLiteModel(path)
+
+
+# --------------------------------------------------------------------------- CLI support
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictor:
+    """A loaded model as a numpy function, with what the CLI needs to know about it.
+
+    `predict(batch)` maps a float32 `(B, H, W, C)` batch in [0, 1] to the model's one output
+    as float32 numpy.
+    """
+
+    predict: Callable[[np.ndarray], np.ndarray]
+    family: str
+    input_shape: tuple
+    source: str
+    card: dict | None = None
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.predict(batch)
+
+
+def load_predictor(
+    name_or_path: str,
+    format: str = "keras",
+    *,
+    variant: str | None = None,
+    root: str | os.PathLike | None = None,
+) -> Predictor:
+    """A `Predictor` for a shipped model name (any format) or a `.keras` file path."""
+    from keras_attn.training.evaluation import as_numpy, family_of
+
+    path = pathlib.Path(name_or_path)
+    if path.suffix == ".keras" or "/" in name_or_path or os.sep in name_or_path:
+        if format != "keras" or variant is not None:
+            raise ValueError("format and variant apply to shipped model names, not to files")
+        if path.suffix != ".keras":
+            raise ValueError(f"{name_or_path} is not a .keras file or a shipped model name")
+        if not path.is_file():
+            raise ValueError(f"{name_or_path} does not exist")
+        try:
+            model = keras.saving.load_model(path, compile=False)
+        except Exception as error:  # noqa: BLE001 - zip/h5/config errors of a bad file
+            raise ValueError(f"{name_or_path} is not a loadable .keras model: {error}") from None
+        return Predictor(
+            lambda batch: as_numpy(model(batch, training=False)),
+            family_of(model),
+            tuple(model.inputs[0].shape[1:]),
+            str(path),
+        )
+
+    model_card = card(name_or_path, root=root)
+    loaded = load(name_or_path, format, variant=variant, root=root)
+    input_name = model_card["inputs"][0]["name"]
+    if format == "keras":
+
+        def predict(batch):
+            return as_numpy(loaded(batch, training=False))
+    elif format == "saved_model":
+        import tensorflow as tf
+
+        signature = loaded.signatures["serving_default"]
+
+        def predict(batch):
+            return as_numpy(signature(**{input_name: tf.constant(batch, tf.float32)}))
+    else:
+
+        def predict(batch):
+            return as_numpy(loaded(**{input_name: batch}))
+
+    return Predictor(
+        predict,
+        model_card["family"],
+        tuple(model_card["inputs"][0]["shape"][1:]),
+        f"{name_or_path} ({format}{'/' + variant if variant else ''})",
+        model_card,
+    )
+
+
+# --------------------------------------------------------------------------- documentation
+
+
+def render_table(*, root: str | os.PathLike | None = None) -> str:
+    """A Markdown table of the shipped models, generated from their cards."""
+    rows = [
+        "| model | task | params | held-out metric (Keras) | TFLite fp32 / fp16 / int8 | "
+        "size (MB) | trained by |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for summary in list_models(root=root):
+        model_card = card(summary["name"], root=root)
+        metric = summary["metric"]
+        value = metric["value"]
+        shown = f"{metric['name']} {value:.4g}" if isinstance(value, (int, float)) else "-"
+        tflite = model_card.get("metrics", {}).get("tflite", {})
+        variants = " / ".join(
+            _short(tflite.get(file, {}).get(metric["name"])) for file in TFLITE_FILES.values()
+        )
+        command = model_card.get("training", {}).get("command", "-")
+        rows.append(
+            f"| `{summary['name']}` | {summary['task']} | {summary['params']:,} | {shown} | "
+            f"{variants} | {model_card['total_bytes'] / 1e6:.2f} | `{command}` |"
+        )
+    return "\n".join(rows)
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) else "-"

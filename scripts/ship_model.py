@@ -1,0 +1,336 @@
+"""
+Title: Ship a trained model into saved_models/<name>/ with a measured model card
+Description: loads a trained `.keras`, MEASURES every number of its card on held-out data
+(Keras and each TFLite variant), and writes the folder atomically with
+`keras_attn.pretrained.package_model`: model.keras, saved_model/, model.tflite, model_fp16.tflite,
+model_int8.tflite and card.json (sha256 of every file). Every metric in the card comes from the
+command recorded in `metrics.command`; the training command and its own log are kept apart under
+`training`.
+
+- `--family sr`: PSNR-Y / SSIM-Y (Y channel, `scale`-pixel border crop) over the FULL held-out
+  bundled photos (`bundled_photos` validation split; HR cropped to a multiple of the scale, LR
+  its antialiased bicubic downscale), for the model, bicubic upsampling and every TFLite file
+  (its PSNR loss vs Keras); params; MACs at 256x256.
+- `--family classifier`: accuracy on the `bundled_digits` test split through Keras and every
+  TFLite file; params; MACs at the input size.
+
+A family is one `plan_<family>` function returning a `Plan`; add one to `FAMILIES` for a new one.
+
+Run:
+    python scripts/ship_model.py --model runs/sr_x2/model.keras --name sr_x2 --family sr \
+        --training-command "python examples/train_super_resolution.py --scale 2 ..." \
+        --training-log runs/sr_x2/metrics.json --output-root saved_models
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import pathlib
+import re
+import shlex
+import sys
+import time
+from collections.abc import Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_attn  # noqa: E402,F401  (registers the layers before loading .keras files)
+from keras_attn import data, pretrained  # noqa: E402
+from keras_attn.export import TFLiteModel  # noqa: E402
+from keras_attn.models._complexity import count_macs  # noqa: E402
+from keras_attn.models.super_resolution import model_scale  # noqa: E402
+from keras_attn.training import evaluation  # noqa: E402
+
+README_START = "<!-- shipped-models:start -->"
+README_END = "<!-- shipped-models:end -->"
+
+
+@dataclasses.dataclass
+class Plan:
+    """What a family contributes to `package_model`: its card fields and Keras metrics, the
+    quantisations, the parity inputs, and `evaluate(folder)` measuring the exported files."""
+
+    card: dict
+    quantizations: tuple[str, ...]
+    sample_inputs: dict[str, np.ndarray]
+    evaluate: Callable[[pathlib.Path], dict]
+    representative_data: Callable | None = None
+
+
+def _tflite_files(folder: pathlib.Path) -> list[str]:
+    return [name for name in pretrained.TFLITE_FILES.values() if (folder / name).exists()]
+
+
+# --------------------------------------------------------------------------- super-resolution
+
+
+def plan_sr(model: keras.Model, args: argparse.Namespace) -> Plan:
+    scale = model_scale(model)
+    pairs = evaluation.held_out_pairs(scale)
+    keras_scores = evaluation.evaluate_super_resolution(
+        lambda batch: model(batch, training=False), scale, pairs
+    )
+    bicubic = evaluation.evaluate_super_resolution(None, scale, pairs)
+    per_image = {
+        name: {
+            **scores,
+            "bicubic_psnr_y_db": bicubic.per_image[name]["psnr_y_db"],
+            "bicubic_ssim_y": bicubic.per_image[name]["ssim_y"],
+        }
+        for name, scores in keras_scores.per_image.items()
+    }
+    metrics = {
+        "psnr_y_db": keras_scores.psnr_y,
+        "ssim_y": keras_scores.ssim_y,
+        "bicubic_psnr_y_db": bicubic.psnr_y,
+        "bicubic_ssim_y": bicubic.ssim_y,
+        "gain_over_bicubic_db": keras_scores.psnr_y - bicubic.psnr_y,
+        "per_image": per_image,
+        "macs_at_256x256": count_macs(model, 256),
+        "evaluation": {
+            "dataset": "bundled_photos",
+            "split": "validation",
+            "images": [name for name, _, _ in pairs],
+            "protocol": (
+                f"full images; HR cropped to a multiple of {scale}; LR = tf.image.resize("
+                "bicubic, antialias=True) of HR, clipped; PSNR/SSIM on the BT.601 Y channel "
+                f"(MATLAB rgb2ycbcr) after a {scale}-pixel border crop, SSIM with an 11x11 "
+                "Gaussian window (sigma 1.5); bicubic = tf.image.resize(LR, bicubic), clipped; "
+                "mean over the images"
+            ),
+        },
+    }
+
+    def evaluate(folder: pathlib.Path) -> dict:
+        """PSNR/SSIM-Y of the SavedModel and of every TFLite file on the same photos."""
+        import tensorflow as tf
+
+        signature = tf.saved_model.load(str(folder / "saved_model")).signatures["serving_default"]
+        saved_diff = max(
+            float(np.abs(signature(image=tf.constant(lr[None]))["upscaled"].numpy()[0] - out).max())
+            for (_, lr, _), out in zip(pairs, keras_scores.outputs.values(), strict=True)
+        )
+        results = {"saved_model": {"max_abs_diff_vs_keras": saved_diff}, "tflite": {}}
+        for name in _tflite_files(folder):
+            runner = TFLiteModel(folder / name)
+            scores = evaluation.evaluate_super_resolution(
+                lambda batch, runner=runner: runner(image=batch), scale, pairs
+            )
+            results["tflite"][name] = {
+                "psnr_y_db": scores.psnr_y,
+                "ssim_y": scores.ssim_y,
+                "psnr_loss_vs_keras_db": keras_scores.psnr_y - scores.psnr_y,
+                "max_abs_diff_vs_keras": max(
+                    float(np.abs(scores.outputs[key] - keras_scores.outputs[key]).max())
+                    for key in scores.outputs
+                ),
+            }
+        return results
+
+    first_name, first_lr, _ = pairs[0]
+    card = {
+        "family": "sr",
+        "task": f"super-resolution x{scale}",
+        "scale": scale,
+        "description": (
+            f"RCAN-style x{scale} super-resolution ({model.name}): RGB in, RGB out, any H and W."
+        ),
+        "inputs": {"image": {"range": [0.0, 1.0], "layout": "NHWC RGB, any height and width"}},
+        "outputs": {
+            "upscaled": {"range": [0.0, 1.0], "layout": f"NHWC RGB, {scale}x the input size"}
+        },
+        "key_metric": "psnr_y_db",
+        "metrics": metrics,
+    }
+    quantizations = ("float16", "int8" if args.int8 == "full" else "dynamic")
+    representative = None
+    if args.int8 == "full":
+        representative = evaluation.calibration_data("sr", (None, None, 3))
+    print(f"Keras PSNR-Y {keras_scores.psnr_y:.3f} dB (bicubic {bicubic.psnr_y:.3f} dB)")
+    return Plan(card, quantizations, {"image": first_lr[None]}, evaluate, representative)
+
+
+# --------------------------------------------------------------------------- classifier
+
+
+def plan_classifier(model: keras.Model, args: argparse.Namespace) -> Plan:
+    input_shape = tuple(model.inputs[0].shape[1:])
+    test_data = evaluation.classifier_test_data(input_shape)
+    keras_result = evaluation.evaluate_classifier(
+        lambda batch: model(batch, training=False), test_data
+    )
+    images = np.concatenate([batch.numpy() for batch, _ in test_data])
+    keras_probabilities = np.asarray(model.predict(images, verbose=0))
+    num_classes = keras_probabilities.shape[-1]
+
+    def evaluate(folder: pathlib.Path) -> dict:
+        """Accuracy of every TFLite file on the same test split, and its agreement with Keras."""
+        results = {"tflite": {}}
+        for name in _tflite_files(folder):
+            runner = TFLiteModel(folder / name)
+            accuracy = evaluation.evaluate_classifier(
+                lambda batch, runner=runner: runner(image=batch), test_data
+            )
+            probabilities = runner(image=images)["probabilities"]
+            agreement = np.mean(probabilities.argmax(-1) == keras_probabilities.argmax(-1))
+            results["tflite"][name] = {
+                **accuracy,
+                "top1_agreement_with_keras": float(agreement),
+                "max_abs_diff_vs_keras": float(np.abs(probabilities - keras_probabilities).max()),
+            }
+        return results
+
+    metrics = {
+        **keras_result,
+        "macs_at_input_size": count_macs(model),
+        "evaluation": {
+            "dataset": "bundled_digits",
+            "split": "test",
+            "protocol": (
+                "every test example once, unaugmented, preprocessed as in training "
+                "(keras_attn.data.classification_dataset: bilinear antialiased resize of the "
+                f"8x8 scan to {input_shape[0]}x{input_shape[1]}); top-1 accuracy"
+            ),
+        },
+    }
+    card = {
+        "family": "classifier",
+        "task": f"image classification ({num_classes} classes)",
+        "description": f"SE attention ResNet ({model.name}) for scikit-learn's handwritten digits.",
+        "classes": [str(index) for index in range(num_classes)],
+        "inputs": {
+            "image": {
+                "range": [0.0, 1.0],
+                "layout": f"NHWC, {input_shape[0]}x{input_shape[1]} grayscale",
+                "preprocessing": "white digit on black; bilinear (antialiased) resize to the "
+                "input size, as keras_attn.data.classification.preprocess",
+            }
+        },
+        "outputs": {"probabilities": {"range": [0.0, 1.0], "layout": "(B, classes) softmax"}},
+        "key_metric": "accuracy",
+        "metrics": metrics,
+    }
+    quantizations = ("float16", "int8" if args.int8 != "dynamic" else "dynamic")
+    representative = evaluation.calibration_data("classifier", input_shape, count=64)
+    print(f"Keras accuracy {keras_result['accuracy']:.4f} on {keras_result['examples']} examples")
+    return Plan(card, quantizations, {"image": images[:8]}, evaluate, representative)
+
+
+FAMILIES: dict[str, Callable[[keras.Model, argparse.Namespace], Plan]] = {
+    "sr": plan_sr,
+    "classifier": plan_classifier,
+}
+DEFAULT_TRAINING_DATA = {
+    "sr": {"dataset": "bundled_photos", "split": "train", "images": data.photo_names("train")},
+    "classifier": {"dataset": "bundled_digits", "split": "train"},
+}
+
+
+# --------------------------------------------------------------------------- main
+
+
+def training_section(args: argparse.Namespace) -> dict:
+    log = json.loads(pathlib.Path(args.training_log).read_text())
+    training_data = dict(DEFAULT_TRAINING_DATA[args.family])
+    training_data["dataset"] = log.get("dataset", training_data["dataset"])
+    training_data["split"] = log.get("train_split", training_data["split"])
+    return {
+        "command": args.training_command,
+        "wall_time_s": log.get("wall_time_s_this_call"),
+        "steps": log.get("steps"),
+        "batch_size": log.get("batch_size"),
+        "data": training_data,
+        "log_file": str(args.training_log),
+        "log": log,
+    }
+
+
+def update_readme(root: pathlib.Path) -> bool:
+    """Regenerates the table between the markers of `root/README.md`; True if it did."""
+    readme = root / "README.md"
+    if not readme.exists() or README_START not in readme.read_text():
+        return False
+    text = readme.read_text()
+    table = pretrained.render_table(root=root)
+    pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
+    readme.write_text(pattern.sub(f"{README_START}\n{table}\n{README_END}", text))
+    return True
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[1].removeprefix("Title: "),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, help="the trained .keras file")
+    parser.add_argument("--name", required=True, help="folder name, <family>_<variant>")
+    parser.add_argument("--family", required=True, choices=sorted(FAMILIES), help="family")
+    parser.add_argument("--training-command", required=True, help="the exact training command")
+    parser.add_argument(
+        "--training-log", required=True, help="metrics.json written by the training run"
+    )
+    parser.add_argument("--output-root", default="saved_models", help="catalogue folder")
+    parser.add_argument(
+        "--int8",
+        choices=["auto", "dynamic", "full"],
+        default="auto",
+        help="model_int8.tflite: dynamic-range or full integer (auto: dynamic for sr, whose "
+        "full-int8 error is ~0.1; full for classifiers, calibrated on training images)",
+    )
+    parser.add_argument("--note", action="append", default=[], help="a note for the card")
+    args = parser.parse_args(argv)
+    if not re.fullmatch(r"[a-z0-9]+(_[a-z0-9]+)*", args.name):
+        parser.error(f"--name must look like <family>_<variant>. Received: {args.name!r}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.int8 == "auto":
+        args.int8 = "dynamic" if args.family == "sr" else "full"
+    argv = sys.argv[1:] if argv is None else argv
+    command = shlex.join(["python", "scripts/ship_model.py", *argv])
+    started = time.time()
+
+    model = keras.saving.load_model(args.model, compile=False)
+    plan = FAMILIES[args.family](model, args)
+    card = dict(plan.card)
+    card["architecture"] = model.name
+    card["metrics"] = {"command": command, **card["metrics"]}
+    card["training"] = training_section(args)
+    card["source"] = {"path": args.model, "sha256": pretrained.sha256_of(args.model)}
+    if args.note:
+        card["notes"] = args.note
+
+    folder = pretrained.package_model(
+        model,
+        args.name,
+        args.output_root,
+        card=card,
+        representative_data=plan.representative_data,
+        quantizations=plan.quantizations,
+        sample_inputs=plan.sample_inputs,
+        evaluate=plan.evaluate,
+    )
+    shipped = pretrained.card(args.name, root=args.output_root)
+    summary = {
+        "folder": str(folder),
+        "total_bytes": shipped["total_bytes"],
+        shipped["key_metric"]: shipped["metrics"][shipped["key_metric"]],
+        "tflite": shipped["metrics"]["tflite"],
+        "wall_time_s": round(time.time() - started, 1),
+    }
+    print(json.dumps(summary, indent=1))
+    if update_readme(pathlib.Path(args.output_root)):
+        print(f"updated the table in {pathlib.Path(args.output_root) / 'README.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

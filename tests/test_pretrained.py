@@ -1,0 +1,271 @@
+"""The shipped catalogue: every format of every shipped model agrees on real data, cards are
+reproducible, verification rejects altered files, and packaging is atomic."""
+
+import json
+import pathlib
+import shutil
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_attn import data, models, pretrained
+from keras_attn.export import package
+from keras_attn.training import evaluation
+from tests.data.test_classification import digits_dir  # noqa: F401  (session fixture)
+
+SHIPPED = ("classifier_digits", "sr_x2")
+# Max |output - Keras output| allowed per TFLite variant, on real inputs.
+TOLERANCES = {
+    "sr_x2": {"fp32": 1e-4, "fp16": 2e-3, "int8": 0.05},
+    "classifier_digits": {"fp32": 1e-4, "fp16": 5e-3, "int8": 0.2},
+}
+
+
+@pytest.fixture(scope="module")
+def real_inputs(digits_dir):  # noqa: F811
+    """A real LR crop of a held-out photo for SR; 16 held-out digit scans for the classifier."""
+    hr = data.load_photo("chelsea")[96:192, 160:288].astype("float32") / 255.0
+    lr = data.bicubic_downscale(tf.constant(hr), 2).numpy()[None]
+    test = evaluation.classifier_test_data((32, 32, 1), batch_size=16, data_dir=digits_dir)
+    digits, labels = next(iter(test))
+    return {"sr_x2": lr, "classifier_digits": digits.numpy(), "labels": labels.numpy()}
+
+
+def test_list_models_summarises_the_cards():
+    listed = {entry["name"]: entry for entry in pretrained.list_models()}
+    assert set(SHIPPED) <= set(listed)
+    for name in SHIPPED:
+        card = pretrained.card(name)
+        entry = listed[name]
+        assert entry["family"] == card["family"] and entry["params"] == card["params"]
+        assert entry["metric"]["value"] == card["metrics"][card["key_metric"]]
+        assert sum(entry["files"].values()) == card["total_bytes"] < 6_000_000
+        assert set(entry["files"]) == {
+            "model.keras",
+            "saved_model/",
+            "model.tflite",
+            "model_fp16.tflite",
+            "model_int8.tflite",
+        }
+    sr_card = pretrained.card("sr_x2")
+    assert sr_card["metrics"]["psnr_y_db"] > sr_card["metrics"]["bicubic_psnr_y_db"] + 1.0
+    assert pretrained.card("classifier_digits")["metrics"]["accuracy"] > 0.98
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_format_gives_the_same_outputs(name, real_inputs):
+    x = real_inputs[name]
+    model = pretrained.load(name)
+    assert isinstance(model, keras.Model)
+    expected = np.asarray(model(x))
+    output = pretrained.OUTPUT_NAMES[pretrained.card(name)["family"]][0]
+
+    loaded = pretrained.load(name, "saved_model")
+    served = loaded.signatures["serving_default"](image=tf.constant(x))[output].numpy()
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    path = pretrained.verify(name, "saved_model")
+    layer = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default")
+    np.testing.assert_allclose(np.asarray(layer(x)[output]), expected, atol=1e-5)
+
+    for variant, tolerance in TOLERANCES[name].items():
+        runner = pretrained.load(name, "tflite", variant=variant)
+        assert type(runner.interpreter).__name__ == "Interpreter"
+        result = runner(image=x)[output]
+        assert result.shape == expected.shape
+        assert np.abs(result - expected).max() < tolerance, variant
+    if name == "classifier_digits":
+        labels = real_inputs["labels"]
+        np.testing.assert_array_equal(expected.argmax(-1), labels)  # 16 held-out scans right
+
+
+def test_card_numbers_are_reproducible():
+    """The chelsea PSNR-Y in the sr_x2 card is what its Keras and TFLite files give now."""
+    card = pretrained.card("sr_x2")
+    pairs = [pair for pair in evaluation.held_out_pairs(2) if pair[0] == "chelsea"]
+    model = pretrained.load("sr_x2")
+    scores = evaluation.evaluate_super_resolution(model, 2, pairs)
+    expected = card["metrics"]["per_image"]["chelsea"]
+    assert scores.psnr_y == pytest.approx(expected["psnr_y_db"], abs=1e-3)
+    assert scores.ssim_y == pytest.approx(expected["ssim_y"], abs=1e-4)
+    bicubic = evaluation.evaluate_super_resolution(None, 2, pairs)
+    assert bicubic.psnr_y == pytest.approx(expected["bicubic_psnr_y_db"], abs=1e-3)
+    assert card["metrics"]["command"].startswith("python scripts/ship_model.py ")
+    assert card["training"]["command"].startswith("python examples/train_super_resolution.py")
+
+
+# --------------------------------------------------------------------------- verification
+
+
+@pytest.fixture
+def catalogue_copy(tmp_path):
+    """A copy of the shipped classifier in a catalogue of its own."""
+    shutil.copytree(pretrained.saved_models_root() / "classifier_digits", tmp_path / "cls")
+    return tmp_path
+
+
+def flip_byte(path: pathlib.Path, offset: int = 100) -> None:
+    content = bytearray(path.read_bytes())
+    content[offset] ^= 0x01
+    path.write_bytes(bytes(content))
+
+
+def test_copy_loads_from_env_var_root(catalogue_copy, monkeypatch):
+    monkeypatch.setenv(pretrained.ENV_VAR, str(catalogue_copy))
+    assert pretrained.saved_models_root() == catalogue_copy
+    assert [entry["name"] for entry in pretrained.list_models()] == ["cls"]
+    assert pretrained.load("cls", "tflite", variant="int8").input_names == ("image",)
+
+
+@pytest.mark.parametrize(
+    "format, variant, relative",
+    [
+        ("tflite", None, "model.tflite"),
+        ("tflite", "fp16", "model_fp16.tflite"),
+        ("keras", None, "model.keras"),
+        ("saved_model", None, "saved_model/variables/variables.data-00000-of-00001"),
+    ],
+)
+def test_a_flipped_byte_is_rejected_naming_the_file(catalogue_copy, format, variant, relative):
+    flip_byte(catalogue_copy / "cls" / relative)
+    with pytest.raises(ValueError, match=f"{relative}.*sha256"):
+        pretrained.load("cls", format, variant=variant, root=catalogue_copy)
+    # The other formats still load: only the files a format needs are read.
+    other = "keras" if format != "keras" else "tflite"
+    pretrained.load("cls", other, root=catalogue_copy)
+
+
+def test_truncated_missing_and_extra_files_are_rejected(catalogue_copy):
+    folder = catalogue_copy / "cls"
+    keras_file = folder / "model.keras"
+    keras_file.write_bytes(keras_file.read_bytes()[:-10])
+    with pytest.raises(ValueError, match=r"model\.keras has \d+ bytes, card\.json says"):
+        pretrained.load("cls", root=catalogue_copy)
+    (folder / "model_int8.tflite").unlink()
+    with pytest.raises(ValueError, match=r"model_int8\.tflite is missing"):
+        pretrained.load("cls", "tflite", variant="int8", root=catalogue_copy)
+    (folder / "saved_model" / "extra.pb").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"extra\.pb is not listed in card\.json"):
+        pretrained.load("cls", "saved_model", root=catalogue_copy)
+    card = json.loads((folder / "card.json").read_text())
+    del card["files"]["model.tflite"]
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match=r"ships no model\.tflite"):
+        pretrained.load("cls", "tflite", root=catalogue_copy)
+    (folder / "card.json").write_text("{not json")
+    with pytest.raises(ValueError, match="card.json is not valid JSON"):
+        pretrained.load("cls", root=catalogue_copy)
+
+
+def test_unknown_names_formats_and_variants():
+    with pytest.raises(
+        ValueError, match=r"Unknown shipped model 'sr_x9'.*classifier_digits.*sr_x2"
+    ):
+        pretrained.load("sr_x9")
+    with pytest.raises(ValueError, match="Unknown shipped model '../sr_x2'"):
+        pretrained.load("../sr_x2")
+    with pytest.raises(ValueError, match="format must be one of"):
+        pretrained.load("sr_x2", "onnx")
+    with pytest.raises(ValueError, match="variant"):
+        pretrained.load("sr_x2", "keras", variant="fp16")
+    with pytest.raises(ValueError, match="variant"):
+        pretrained.load("sr_x2", "tflite", variant="int4")
+
+
+# --------------------------------------------------------------------------- packaging
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    model = models.build_model("sr_tiny_x2")
+    conv = model.get_layer("sr_tiny_x2_upsample_conv")
+    conv.kernel.assign(np.random.default_rng(0).normal(scale=0.05, size=conv.kernel.shape))
+    return model
+
+
+def tiny_card():
+    return {"family": "sr", "task": "test", "key_metric": "psnr_y_db", "metrics": {"psnr_y_db": 1}}
+
+
+@pytest.fixture(scope="module")
+def packaged(tiny_model, tmp_path_factory):
+    """`package_model` run once: (root, the names `evaluate` saw in the temporary folder)."""
+    root = tmp_path_factory.mktemp("catalogue")
+    evaluated = []
+
+    def evaluate(path):
+        evaluated.append(sorted(p.name for p in path.iterdir()))
+        return {"extra": 2.0}
+
+    folder = pretrained.package_model(
+        tiny_model,
+        "sr_tiny",
+        root,
+        card={**tiny_card(), "inputs": {"image": {"range": [0, 1]}}},
+        quantizations=("float16",),
+        evaluate=evaluate,
+    )
+    assert folder == root / "sr_tiny"
+    return root, evaluated
+
+
+def test_package_model_writes_a_verifiable_folder(tiny_model, packaged, rng):
+    root, evaluated = packaged
+    folder = root / "sr_tiny"
+    assert evaluated == [["model.keras", "model.tflite", "model_fp16.tflite", "saved_model"]]
+    card = pretrained.card("sr_tiny", root=root)
+    assert card["metrics"] == {"psnr_y_db": 1, "extra": 2.0}
+    assert card["params"] == tiny_model.count_params()
+    assert card["inputs"] == [
+        {"name": "image", "shape": [None, None, None, 3], "dtype": "float32", "range": [0, 1]}
+    ]
+    assert card["outputs"][0]["name"] == "upscaled"
+    assert set(card["versions"]) >= {"keras_attn", "keras", "tensorflow", "python"}
+    on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert set(card["files"]) == on_disk - {"card.json"}
+    for relative, entry in card["files"].items():
+        assert entry["sha256"] == pretrained.sha256_of(folder / relative)
+    assert card["parity"]["tflite"]["model_fp16.tflite"]["max_abs_diff_vs_keras"]["upscaled"] < 5e-3
+    x = rng.uniform(size=(1, 12, 10, 3)).astype("float32")
+    expected = np.asarray(tiny_model(x))
+    np.testing.assert_allclose(pretrained.load("sr_tiny", root=root)(x), expected, atol=1e-6)
+    tflite = pretrained.load("sr_tiny", "tflite", variant="fp16", root=root)
+    np.testing.assert_allclose(tflite(x)["upscaled"], expected, atol=5e-3)
+
+
+def test_failed_packaging_leaves_the_previous_folder(tiny_model, packaged, tmp_path, monkeypatch):
+    shutil.copytree(packaged[0] / "sr_tiny", tmp_path / "sr_tiny")
+    before = {p: p.read_bytes() for p in (tmp_path / "sr_tiny").rglob("*") if p.is_file()}
+
+    def broken_export(*args, **kwargs):
+        raise RuntimeError("converter died halfway")
+
+    monkeypatch.setattr(package, "export_tflite", broken_export)
+    with pytest.raises(RuntimeError, match="converter died"):
+        pretrained.package_model(
+            tiny_model, "sr_tiny", tmp_path, card={**tiny_card(), "task": "v2"}, quantizations=()
+        )
+    after = {p: p.read_bytes() for p in (tmp_path / "sr_tiny").rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sr_tiny"]  # no temporary leftovers
+    assert pretrained.card("sr_tiny", root=tmp_path)["task"] == "test"
+
+
+def test_package_model_bad_arguments(tiny_model, tmp_path):
+    with pytest.raises(ValueError, match="representative_data"):
+        pretrained.package_model(
+            tiny_model, "m", tmp_path, card=tiny_card(), quantizations=("int8",)
+        )
+    with pytest.raises(ValueError, match="choose one"):
+        pretrained.package_model(
+            tiny_model,
+            "m",
+            tmp_path,
+            card=tiny_card(),
+            quantizations=("dynamic", "int8"),
+            representative_data=lambda: [],
+        )
+    with pytest.raises(ValueError, match="quantizations must be among"):
+        pretrained.package_model(tiny_model, "m", tmp_path, card=tiny_card(), quantizations=("q4",))
+    assert not list(tmp_path.iterdir())
