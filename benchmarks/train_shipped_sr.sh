@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The exact commands that train the shipped SR models (x2 from scratch, x3/x4 fine-tuned from
 # x2). Each run checkpoints every epoch and resumes when started again with the same --output.
+# (The shipped x3/x4 runs started from runs/sr_x2/model_rebuilt.keras: the same x2 weights re-saved
+# after the builder swapped UpSampling2D for BilinearUpsampling2D; a fresh rerun of the x2 line
+# writes model.keras with the current builder directly.)
 # Wall time on the 2-core CPU: about 40 s to 80 s per epoch of 100 steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -13,13 +13,33 @@ from tests.data.test_bundled_photos import photos_dir  # noqa: F401  (session fi
 from tests.data.test_classification import digits_dir  # noqa: F401  (session fixture)
 
 
-def test_demo_writes_png_and_index(tmp_path):
-    assert cli.main(["demo", "--output", str(tmp_path / "out")]) == 0
-    png = tmp_path / "out" / "layers_on_astronaut.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
-    html = (tmp_path / "out" / "index.html").read_text()
-    assert "layers_on_astronaut.png" in html
-    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+def test_demo_runs_every_shipped_model_and_writes_readable_files(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        assert cli.main(["demo", "--output", str(tmp_path / "out")]) == 0
+    finally:
+        os.umask(old)
+    out = tmp_path / "out"
+    html = (out / "index.html").read_text()
+    expected = ["layers_on_astronaut.png"]
+    for model in pretrained.list_models():
+        if model["family"] == "classifier":
+            expected += [f"{model['name']}.png", f"{model['name']}_attention.png"]
+        elif model["family"] == "aligner":
+            expected.append("alignment.png")
+        else:
+            expected.append(f"{model['name']}.png")
+    assert len(expected) > 3  # the shipped SR and classifier models are in the demo
+    for name in expected:
+        png = out / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000, name
+        assert name in html
+        assert stat.S_IMODE(png.stat().st_mode) == 0o644
+    assert stat.S_IMODE((out / "index.html").stat().st_mode) == 0o644
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
 def test_unwritable_output_is_one_clear_line(tmp_path):
@@ -47,19 +67,6 @@ def test_help_states_defaults():
         check=True,
     )
     assert "(default: demo_output)" in result.stdout
-
-
-def test_demo_files_are_readable_by_others(tmp_path):
-    import os
-    import stat
-
-    old = os.umask(0o022)
-    try:
-        cli.main(["demo", "--output", str(tmp_path)])
-    finally:
-        os.umask(old)
-    for name in ("layers_on_astronaut.png", "index.html"):
-        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
 
 
 # --------------------------------------------------------------------------- full CLI

@@ -26,6 +26,7 @@ from keras_attn import data
 from keras_attn._io import atomic_path
 from keras_attn.data import classification
 from keras_attn.models import registry
+from keras_attn.training import aligner_recipe
 from keras_attn.training import fit as training
 from keras_attn.training.losses import get_loss
 from keras_attn.training.metrics import PSNRY, SSIMY, psnr_y
@@ -412,4 +413,5 @@ def _runner(recipe_class, train):
 TRAINERS: dict[str, tuple[Callable, Callable]] = {
     "sr": (add_super_resolution_arguments, _runner(SuperResolutionRecipe, train_super_resolution)),
     "classifier": (add_classifier_arguments, _runner(ClassifierRecipe, train_classifier)),
+    "aligner": (aligner_recipe.add_arguments, aligner_recipe.train_aligner),
 }
