@@ -15,6 +15,9 @@ from keras_attn.layers import _checks
 from keras_attn.layers import _homography as hom
 
 
+MOTIONS = ("homography", "translation")
+
+
 def _image_size(value):
     if (
         not isinstance(value, (list, tuple))
@@ -35,10 +38,17 @@ class HomographyUpdate(keras.layers.Layer):
     fixed image and of the moving image already warped by the previous estimate `G`; the fitted
     residual `R` (weighted DLT least squares, solved in-graph) gives `G' = G R`.
 
+    Outlier matches are down-weighted by iteratively reweighted least squares (Cauchy weights
+    of the residuals). With `motion="translation"` only a shift is fitted: the robust choice
+    for a first, coarse, global match.
+
     Args:
         image_size: `(height, width)` of the images in pixels.
         stride: downsampling factor of the feature grid that was matched.
         regularization: Tikhonov weight towards the identity (relative to unit total weight).
+        motion: `"homography"` (8 degrees of freedom) or `"translation"` (2).
+        robust_iterations: IRLS reweighting rounds (0: plain weighted least squares).
+        robust_scale: Cauchy scale of the residuals, in normalised units (0.05 ~ 3 px at 128).
 
     Call arguments:
         displacement: `(B, h, w, 2)` matches in cells (from `CorrelationMatch2D`).
@@ -55,11 +65,33 @@ class HomographyUpdate(keras.layers.Layer):
     (2, 3, 3)
     """
 
-    def __init__(self, image_size, stride: int = 1, regularization: float = 1e-3, **kwargs):
+    def __init__(
+        self,
+        image_size,
+        stride: int = 1,
+        regularization: float = 1e-3,
+        motion: str = "homography",
+        robust_iterations: int = 4,
+        robust_scale: float = 0.05,
+        **kwargs,
+    ):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.image_size = _image_size(image_size)
         _checks.positive_int("stride", stride)
+        _checks.one_of("motion", motion, MOTIONS)
+        if isinstance(robust_iterations, bool) or not isinstance(robust_iterations, int) or (
+            robust_iterations < 0
+        ):
+            raise ValueError(
+                f"robust_iterations must be a non-negative integer. "
+                f"Received: robust_iterations={robust_iterations!r}"
+            )
+        if not isinstance(robust_scale, (int, float)) or robust_scale <= 0:
+            raise ValueError(f"robust_scale must be > 0. Received: robust_scale={robust_scale!r}")
+        self.motion = motion
+        self.robust_iterations = robust_iterations
+        self.robust_scale = float(robust_scale)
         if not isinstance(regularization, (int, float)) or regularization < 0:
             raise ValueError(
                 f"regularization must be a non-negative number. Received: {regularization!r}"
@@ -77,12 +109,21 @@ class HomographyUpdate(keras.layers.Layer):
             [2.0 * self.stride / (width - 1.0), 2.0 * self.stride / (height - 1.0)]
         )
         target = source + ops.reshape(displacement, (batch, -1, 2)) * scale
-        residual = hom.fit(
-            ops.tile(source, (batch, 1, 1)),
-            target,
-            ops.reshape(weights, (batch, -1)),
-            self.regularization,
-        )
+        source = ops.tile(source, (batch, 1, 1))
+        weights = ops.reshape(weights, (batch, -1))
+        if self.motion == "translation":
+            residual = hom.robust_translation(
+                source, target, weights, self.robust_iterations, self.robust_scale
+            )
+        else:
+            residual = hom.robust_fit(
+                source,
+                target,
+                weights,
+                self.regularization,
+                self.robust_iterations,
+                self.robust_scale,
+            )
         if previous is None:
             return residual
         return hom.normalise(ops.matmul(ops.cast(previous, "float32"), residual))
@@ -97,6 +138,9 @@ class HomographyUpdate(keras.layers.Layer):
                 "image_size": self.image_size,
                 "stride": self.stride,
                 "regularization": self.regularization,
+                "motion": self.motion,
+                "robust_iterations": self.robust_iterations,
+                "robust_scale": self.robust_scale,
             }
         )
         return config

@@ -8,10 +8,12 @@ features are learned:
    and 2, with relative-position self-attention on the stride-8 map for context;
 2. iteration 1 matches every fixed cell against every moving cell on the stride-8 grid
    (`CorrelationMatch2D`: cross-attention whose values are positions, i.e. soft-argmax over a
-   global cost volume) and fits a homography to the matches by weighted least squares, the
-   weights coming from a small confidence head (`HomographyUpdate`, DLT solved in-graph);
+   global cost volume) and estimates a robust shift from the matches (a projective fit to
+   coarse matches with many outliers can degenerate); the weights of the matches come from a
+   small confidence head;
 3. each later iteration warps the moving features with the current estimate (`Warp`, as in
-   PWC-Net), matches locally on a finer grid and composes the fitted residual homography;
+   PWC-Net), matches locally on a finer grid and composes the residual homography fitted by
+   robust (IRLS) weighted least squares, the DLT solved in-graph (`HomographyUpdate`);
 4. outputs: `homography` (moving->fixed pixels, DESIGN.md), the backward `flow` it implies on the
    fixed grid, and the `warped` moving image. With `head="flow"` the flow gets a final dense
    residual from one more local match at stride 2, for scenes that are not one plane.
@@ -34,7 +36,7 @@ from keras_attn.models.registry import register_model
 
 HEADS = ("homography", "flow")
 STRIDES = (2, 4, 8)
-DEFAULT_LEVELS = ((8, None), (4, 3), (2, 2))
+DEFAULT_LEVELS = ((8, None), (4, 3), (2, 2), (2, 2))
 
 
 def _check_levels(levels, input_shape):
@@ -110,7 +112,7 @@ def aligner(
     levels=DEFAULT_LEVELS,
     attention: str | None = "self",
     attention_heads: int = 2,
-    regularization: float = 1e-2,
+    regularization: float = 1e-3,
     return_corners: bool = False,
     name: str = "aligner",
 ) -> keras.Model:
@@ -175,7 +177,10 @@ def aligner(
             fixed_features[stride], warped
         )
         weights = _confidence(fixed_features[stride], mass, f"{prefix}_confidence")
-        update = HomographyUpdate(size, stride, regularization, name=f"{prefix}_update")
+        motion = "translation" if i == 1 else "homography"
+        update = HomographyUpdate(
+            size, stride, regularization, motion=motion, name=f"{prefix}_update"
+        )
         estimate = update(displacement, weights, estimate)
         homography, level_corners = HomographyOutputs(size, name=f"{prefix}_outputs")(estimate)
         corners.append(keras.layers.Reshape((1, 4, 2), name=f"{prefix}_corners")(level_corners))
@@ -322,7 +327,7 @@ register_model(
     "aligner_homography",
     "aligner",
     aligner,
-    "128x128 grayscale, global + 2 local refinement iterations, homography head",
+    "128x128 grayscale, global shift + 3 local homography refinements",
 )
 register_model(
     "aligner_flow",
