@@ -12,6 +12,6 @@ except ImportError as error:  # pragma: no cover - depends on the installation
 
 # Importing the package registers every serialisable class (layers, losses, metrics), so
 # `import keras_attn` is all `keras.saving.load_model` needs, trained-and-compiled models included.
-from keras_attn import data, export, layers, models, pretrained, training
+from keras_attn import data, export, layers, models, pretrained, training, viz
 
-__all__ = ["__version__", "data", "export", "layers", "models", "pretrained", "training"]
+__all__ = ["__version__", "data", "export", "layers", "models", "pretrained", "training", "viz"]
