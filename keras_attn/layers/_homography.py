@@ -104,7 +104,7 @@ def robust_translation(source, target, weights, iterations=4, scale=0.05):
     with many outliers can degenerate); later, local iterations fit full homographies.
     """
     displacement = target - source
-    weights = weights[..., None]
+    weights = ops.expand_dims(weights, -1)  # not [..., None]: no TFLite builtin for that
 
     def mean(w):
         return ops.sum(displacement * w, axis=1) / (ops.sum(w, axis=1) + 1e-6)
@@ -138,8 +138,8 @@ def fit(source, target, weights, regularization=1e-3):
     rows_u = ops.stack([x, y, ones, zeros, zeros, zeros, -x * u, -y * u], axis=-1)
     rows_v = ops.stack([zeros, zeros, zeros, x, y, ones, -x * v, -y * v], axis=-1)
     weights = weights / (ops.sum(weights, axis=-1, keepdims=True) + 1e-6)
-    weighted_u = rows_u * weights[..., None]
-    weighted_v = rows_v * weights[..., None]
+    weighted_u = rows_u * ops.expand_dims(weights, -1)
+    weighted_v = rows_v * ops.expand_dims(weights, -1)
     normal = ops.einsum("bni,bnj->bij", weighted_u, rows_u) + ops.einsum(
         "bni,bnj->bij", weighted_v, rows_v
     )

@@ -1,4 +1,4 @@
-"""Dense matching by feature correlation and soft-argmax: cross-attention whose values are positions."""
+"""Dense matching by feature correlation and soft-argmax: cross-attention, positions as values."""
 
 from __future__ import annotations
 
@@ -90,6 +90,7 @@ class CorrelationMatch2D(keras.layers.Layer):
             shape=(),
             initializer=keras.initializers.Constant(math.log(self.temperature)),
             dtype="float32",
+            autocast=False,  # the cosines are float32 under mixed precision too
         )
 
     def _normalise(self, features):
@@ -134,12 +135,14 @@ class CorrelationMatch2D(keras.layers.Layer):
         and the attention mass there (the confidence)."""
         if self.peak_radius is None:
             return weights, ops.max(weights, axis=-1)
-        best = ops.take(positions, ops.argmax(weights, axis=-1), axis=0)
-        distance = ops.max(ops.abs(positions - best[..., None, :]), axis=-1)
+        best = ops.take(positions, _first_argmax(weights), axis=0)
+        # expand_dims, not `[..., None]`: TFLite has no builtin for a strided slice that adds
+        # an axis after an ellipsis on a tensor of unknown dims
+        distance = ops.max(ops.abs(positions - ops.expand_dims(best, -2)), axis=-1)
         inside = ops.cast(distance <= float(self.peak_radius) + 1e-3, weights.dtype)
         kept = weights * inside
         mass = ops.sum(kept, axis=-1)
-        return kept / (mass[..., None] + 1e-12), mass
+        return kept / (ops.expand_dims(mass, -1) + 1e-12), mass
 
     def _local(self, fixed, moving, scale):
         r = self.radius
@@ -159,7 +162,7 @@ class CorrelationMatch2D(keras.layers.Layer):
         offsets = ops.convert_to_tensor(offsets, dtype="float32")
         peak, mass = self._around_peak(weights, offsets)
         displacement = ops.einsum("bhwk,kd->bhwd", peak, offsets)
-        return displacement, mass[..., None], weights
+        return displacement, ops.expand_dims(mass, -1), weights
 
     def compute_output_spec(self, fixed, moving, return_attention_scores=False):
         batch, height, width = fixed.shape[:3]
@@ -177,6 +180,23 @@ class CorrelationMatch2D(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"radius": self.radius, "temperature": self.temperature, "peak_radius": self.peak_radius}
+            {
+                "radius": self.radius,
+                "temperature": self.temperature,
+                "peak_radius": self.peak_radius,
+            }
         )
         return config
+
+
+def _first_argmax(scores):
+    """Index of the first maximum along the last axis, like `ops.argmax`, in TFLite builtins.
+
+    `ops.argmax` on floats maps -0.0 to a tiny negative number first, through a sign-bit test
+    (`BitwiseAnd`) that TFLite has no builtin for; the scores here are softmax weights (never
+    -0.0), so a max, a comparison and a min over the candidate indices give the same index.
+    """
+    count = ops.shape(scores)[-1]
+    is_max = scores >= ops.max(scores, axis=-1, keepdims=True)
+    indices = ops.arange(count, dtype="int32")
+    return ops.min(ops.where(is_max, indices, count), axis=-1)
