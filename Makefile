@@ -9,10 +9,14 @@ PYTEST_ARGS ?=
 .PHONY: demo test lint benchmark clean
 
 # Re-install only when the packaging changes; the package itself is installed editable.
-$(BIN)/.installed: setup.py
+$(BIN)/.installed: setup.py Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[cpu,test]"
+	# hub.load / hub.KerasLayer for the export tests, WITHOUT their dependency chain:
+	# tensorflow-hub -> tf-keras -> the full `tensorflow` wheel, which would be installed over
+	# tensorflow-cpu (same files). Both packages are pure Python on top of tensorflow-cpu.
+	$(BIN)/python -m pip install --quiet --no-deps "tensorflow-hub==0.16.1" "tf-keras==2.21.0"
 	touch $@
 
 demo: $(BIN)/.installed

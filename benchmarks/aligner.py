@@ -1,4 +1,4 @@
-"""Alignment benchmark: corner error of classical methods and of trained aligners on held-out photos.
+"""Alignment benchmark: corner error of classical methods and trained aligners on held-out photos.
 
 DeTone's protocol (https://arxiv.org/abs/1606.03798) on the bundled photos held out from every
 training run (`validation` split: chelsea, coffee, flower, coins, gravel), each rescaled to a
@@ -14,7 +14,9 @@ every model given with `--model LABEL=PATH` (`.keras` in Keras, `.tflite` in Lit
 Reported per method: mean and median corner error (px, mean over the 4 corners of where the
 estimated vs the true moving->fixed homography puts the moving patch's corners), % of pairs over
 10 px, AUC of the cumulative error curve up to 3/5/10 px, and ms per pair (single thread of
-Python calls, batch 1). A method that returns no homography counts as the identity.
+Python calls, batch 1). A method that returns no homography counts as the identity. The pairs
+and scores come from `keras_attn.training.evaluation` (`held_out_alignment_pairs`,
+`corner_error`, `corner_error_summary`), as in `keras-attn evaluate` and the model cards.
 
 Needs `opencv-python-headless` (`pip install -e ".[bench]"`).
 
@@ -37,22 +39,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 import keras_attn  # noqa: E402,F401  (registers the layers before loading .keras files)
-from keras_attn.data import alignment_dataset  # noqa: E402
+from keras_attn.training.evaluation import (  # noqa: E402  (the one implementation)
+    ALIGNMENT_SEED,
+    corner_error,
+    corner_error_summary,
+    held_out_alignment_pairs,
+)
 
 CONDITIONS = {
     "rho16": {"max_shift": 16.0, "photometric": 0.0},
     "rho32": {"max_shift": 32.0, "photometric": 0.0},
     "rho32+light": {"max_shift": 32.0, "photometric": 1.0},
 }
-
-
-def corner_error(homography, corners_true, size=128) -> float:
-    """Mean distance between H(patch corners) and the true corner positions."""
-    last = size - 1.0
-    square = np.array([[0, 0, 1], [last, 0, 1], [last, last, 1], [0, last, 1]], dtype="float64")
-    mapped = square @ np.asarray(homography, dtype="float64").T
-    mapped = mapped[:, :2] / mapped[:, 2:]
-    return float(np.linalg.norm(mapped - corners_true, axis=-1).mean())
 
 
 def _uint8(image):
@@ -78,8 +76,13 @@ def ecc(moving, fixed, levels: int = 3, iterations: int = 100):
         level_warp = np.linalg.inv(scale) @ warp @ scale
         try:
             _, level_warp = cv2.findTransformECC(
-                template, image, level_warp.astype("float32"), cv2.MOTION_HOMOGRAPHY, criteria,
-                None, 5,
+                template,
+                image,
+                level_warp.astype("float32"),
+                cv2.MOTION_HOMOGRAPHY,
+                criteria,
+                None,
+                5,
             )
         except cv2.error:
             return None
@@ -131,34 +134,15 @@ def tflite_aligner(path):
 
 
 def summarise(errors, seconds) -> dict:
-    errors = np.asarray(errors)
-    row = {
-        "mean_px": float(errors.mean()),
-        "median_px": float(np.median(errors)),
-        "fail_10px_%": float((errors > 10).mean() * 100),
-    }
-    for limit in (3, 5, 10):
-        grid = np.linspace(0, limit, 201)
-        curve = [(errors <= t).mean() for t in grid]
-        row[f"auc@{limit}"] = float(np.trapezoid(curve, grid) / limit)
-    row["ms_per_pair"] = float(np.median(seconds) * 1000)
-    return row
+    """The corner-error summary of `keras_attn.training.evaluation` plus the median ms/pair."""
+    return {**corner_error_summary(errors), "ms_per_pair": float(np.median(seconds) * 1000)}
 
 
 def pairs(condition: dict, pairs_per_image: int, seed: int):
-    dataset = alignment_dataset(
-        "bundled_photos",
-        "validation",
-        patch_size=128,
-        batch_size=1,
-        training=False,
-        channels=1,
-        pairs_per_image=pairs_per_image,
-        seed=seed,
-        **condition,
-    )
-    for inputs, targets in dataset.as_numpy_iterator():
-        yield inputs["moving"][0], inputs["fixed"][0], targets["corners"][0]
+    for pair in held_out_alignment_pairs(
+        128, 1, pairs_per_image=pairs_per_image, seed=seed, **condition
+    ):
+        yield pair.moving, pair.fixed, pair.corners
 
 
 def main(argv=None) -> int:
@@ -166,13 +150,11 @@ def main(argv=None) -> int:
         description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument("--pairs-per-image", type=int, default=40, help="pairs per held-out photo")
-    parser.add_argument("--seed", type=int, default=1234, help="seed of the pairs")
+    parser.add_argument("--seed", type=int, default=ALIGNMENT_SEED, help="seed of the pairs")
     parser.add_argument(
         "--model", action="append", default=[], help="LABEL=PATH of a .keras or .tflite aligner"
     )
-    parser.add_argument(
-        "--no-classical", action="store_true", help="skip the OpenCV methods"
-    )
+    parser.add_argument("--no-classical", action="store_true", help="skip the OpenCV methods")
     parser.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--figure", help="write a before/after overlay of one pair (PNG)")
@@ -207,7 +189,15 @@ def main(argv=None) -> int:
                 errors.append(corner_error(homography, corners))
             results[(name, label)] = summarise(errors, seconds)
 
-    columns = ["mean_px", "median_px", "fail_10px_%", "auc@3", "auc@5", "auc@10", "ms_per_pair"]
+    columns = [
+        "mean_corner_error_px",
+        "median_corner_error_px",
+        "over_10px_percent",
+        "auc_3px",
+        "auc_5px",
+        "auc_10px",
+        "ms_per_pair",
+    ]
     print(f"pairs per condition: {len(data)} (held-out photos, seed {args.seed})\n")
     print("| condition | method | " + " | ".join(columns) + " |")
     print("|" + "---|" * (len(columns) + 2))
@@ -223,8 +213,8 @@ def main(argv=None) -> int:
 
 
 def _figure(args, methods):
-    from keras_attn.viz import plot_alignment
     from keras_attn.models import warp_image
+    from keras_attn.viz import plot_alignment
 
     label = next(spec.split("=")[0] for spec in args.model)
     moving, fixed, _ = next(pairs(CONDITIONS["rho32"], 1, args.seed + 1))

@@ -1,11 +1,11 @@
 """The `keras-attn` command line; every subcommand is a thin call into the library.
 
     keras-attn list                                   architectures and shipped models
-    keras-attn train {sr,classifier} --output DIR     keras_attn.training.recipes (resumes)
-    keras-attn evaluate NAME_OR_PATH                  held-out PSNR/SSIM-Y or accuracy
+    keras-attn train FAMILY --output DIR              sr, classifier or aligner (resumes)
+    keras-attn evaluate NAME_OR_PATH                  held-out PSNR/SSIM-Y, accuracy or corner error
     keras-attn export PATH --format tflite --output F SavedModel or TFLite (+ quantisation)
-    keras-attn predict NAME_OR_PATH IMAGE... --output DIR
-    keras-attn demo --output DIR
+    keras-attn predict NAME_OR_PATH IMAGE... --output DIR   (aligner: MOVING FIXED)
+    keras-attn demo --output DIR                      shipped models on held-out photos
 
 Bad input ends with one line on stderr, `keras-attn <command>: error: ...`, and exit status 2.
 Set KERAS_ATTN_DEBUG=1 to get the traceback instead.
@@ -22,10 +22,14 @@ import sys
 
 FORMATS = ("keras", "saved_model", "tflite")
 VARIANTS = ("fp32", "fp16", "int8")
-FAMILY_TITLES = {"sr": "super-resolution", "classifier": "image classifier"}
+FAMILY_TITLES = {
+    "sr": "super-resolution",
+    "classifier": "image classifier",
+    "aligner": "homography/flow aligner",
+}
 
 
-class _UsageError(Exception):
+class _UsageError(ValueError):
     def __init__(self, prog: str, message: str):
         super().__init__(message)
         self.prog = prog
@@ -129,6 +133,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             name: {**scores, "bicubic_psnr_y_db": bicubic.per_image[name]["psnr_y_db"]}
             for name, scores in model_scores.per_image.items()
         }
+    elif predictor.family == "aligner":
+        result.update(_evaluate_aligner(predictor, dataset, split, args))
     else:
         test_data = evaluation.classifier_test_data(
             predictor.input_shape, dataset, split, data_dir=args.data_dir
@@ -136,6 +142,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         result.update(evaluation.evaluate_classifier(predictor, test_data))
     if args.json:
         print(json.dumps(result, indent=1))
+    elif predictor.family == "aligner":
+        _print_alignment(result)
     elif predictor.family == "sr":
         print(f"{result['model']}: x{result['scale']} on {dataset} {split} (PSNR-Y dB / SSIM-Y)")
         print(f"  {'image':<24} {'model':>16} {'bicubic PSNR':>13}")
@@ -156,6 +164,57 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_aligner(predictor, dataset: str, split: str, args: argparse.Namespace) -> dict:
+    """Corner errors of the aligner and of the identity on held-out DeTone pairs."""
+    from keras_attn.training import evaluation
+
+    height, width, channels = predictor.input_shape
+    if height != width:
+        raise ValueError(f"The held-out pairs are square; the aligner takes {height}x{width}")
+    if args.pairs_per_image < 1:
+        raise ValueError(f"--pairs-per-image must be at least 1. Received: {args.pairs_per_image}")
+    pairs = evaluation.held_out_alignment_pairs(
+        height,
+        channels,
+        dataset,
+        split,
+        pairs_per_image=args.pairs_per_image,
+        data_dir=args.data_dir,
+    )
+    scores = evaluation.evaluate_aligner(predictor, pairs, batch_size=8)
+    identity = evaluation.evaluate_aligner(None, pairs)
+    return {
+        "max_shift_px": evaluation.ALIGNMENT_MAX_SHIFT,
+        "seed": evaluation.ALIGNMENT_SEED,
+        "pairs_per_image": args.pairs_per_image,
+        **scores.as_dict(),
+        "identity": identity.summary,
+    }
+
+
+ALIGNMENT_ROWS = {
+    "mean_corner_error_px": "mean corner error (px)",
+    "median_corner_error_px": "median corner error (px)",
+    "over_10px_percent": "pairs over 10 px (%)",
+    "auc_3px": "AUC @ 3 px",
+    "auc_5px": "AUC @ 5 px",
+    "auc_10px": "AUC @ 10 px",
+}
+
+
+def _print_alignment(result: dict) -> None:
+    print(
+        f"{result['model']}: {result['pairs']} DeTone pairs from {result['dataset']} "
+        f"{result['split']} (corners shifted up to {result['max_shift_px']:g} px, seed "
+        f"{result['seed']})"
+    )
+    print(f"  {'':<26} {'model':>9} {'identity':>9}")
+    for key, label in ALIGNMENT_ROWS.items():
+        print(f"  {label:<26} {result[key]:>9.3f} {result['identity'][key]:>9.3f}")
+    if result["non_finite"]:
+        print(f"  {result['non_finite']} non-finite homographies counted as the identity")
+
+
 # --------------------------------------------------------------------------- export
 
 
@@ -163,6 +222,7 @@ def _export(args: argparse.Namespace) -> int:
     import keras
 
     from keras_attn import export, pretrained
+    from keras_attn.export.package import check_quantization
     from keras_attn.training import evaluation
 
     if args.format == "saved_model" and args.quantization:
@@ -171,10 +231,14 @@ def _export(args: argparse.Namespace) -> int:
     if path.suffix == ".keras":
         if not path.is_file():
             raise ValueError(f"{path} does not exist")
-        model = keras.saving.load_model(path, compile=False)
+        try:
+            model = keras.saving.load_model(path, compile=False)
+        except Exception as error:  # noqa: BLE001 - zip/h5/config errors of a bad file
+            raise ValueError(f"{path} is not a loadable .keras model: {error}") from None
     else:
         model = pretrained.load(args.model, "keras")
     family = evaluation.family_of(model)
+    check_quantization(family, args.quantization)
     names = pretrained.OUTPUT_NAMES[family]
     if args.format == "saved_model":
         print(f"wrote {export.export_saved_model(model, args.output, output_names=names)}")
@@ -212,13 +276,26 @@ def _predict(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise ValueError(f"--top-k must be at least 1. Received: {args.top_k}")
-    images = {path: read_image(path) for path in args.inputs}  # every input checked first
+    from keras_attn.models._images import as_float_image
+
+    images = {path: read_image(path) for path in args.inputs}  # every input checked first,
+    for path, image in images.items():  # pixel values included, before anything is written
+        try:
+            as_float_image(image, "image")
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
     output = pathlib.Path(args.output) if args.output else None
-    if output is not None:
-        output.mkdir(parents=True, exist_ok=True)
     predictor = _load(args)
     if predictor.family == "sr" and output is None:
         raise ValueError("--output is needed for super-resolution models (upscaled PNGs)")
+    if predictor.family == "aligner":
+        _check_aligner_inputs(args, images, output, predictor)
+    if output is not None:
+        if output.exists() and not output.is_dir():
+            raise ValueError(f"--output {output} exists and is not a folder")
+        output.mkdir(parents=True, exist_ok=True)
+    if predictor.family == "aligner":
+        return _predict_aligner(args, images, output, predictor)
 
     if predictor.family == "sr":
         scale = model_scale(predictor)
@@ -246,6 +323,56 @@ def _predict(args: argparse.Namespace) -> int:
         target = output / "predictions.json"
         target.write_text(json.dumps(predictions, indent=1))
         print(f"wrote {target}")
+    return 0
+
+
+def _check_aligner_inputs(args: argparse.Namespace, images: dict, output, predictor) -> None:
+    if len(args.inputs) != 2:
+        raise ValueError(
+            f"an aligner takes exactly two images, MOVING then FIXED. Received "
+            f"{len(args.inputs)}: {' '.join(args.inputs)}"
+        )
+    if output is None:
+        raise ValueError("--output is needed for aligners (warped PNG and homography JSON)")
+    height, width, _ = predictor.input_shape
+    for path in args.inputs:
+        size = images[path].shape[:2]
+        if size != (height, width):
+            raise ValueError(
+                f"{path} is {size[1]}x{size[0]} pixels (width x height); {predictor.source} "
+                f"aligns {width}x{height} images: crop or resize both images to that size"
+            )
+
+
+def _predict_aligner(args: argparse.Namespace, images: dict, output, predictor) -> int:
+    """Aligns MOVING onto FIXED: `<moving-stem>_warped.png` and `<moving-stem>_homography.json`."""
+    import numpy as np
+
+    from keras_attn._io import atomic_path
+    from keras_attn.data.image_files import write_png
+    from keras_attn.models.aligner import HOMOGRAPHY_CONVENTION, align
+
+    _check_aligner_inputs(args, images, output, predictor)
+    height, width, _ = predictor.input_shape
+    moving_path, fixed_path = args.inputs
+    result = align(predictor, images[moving_path], images[fixed_path])
+    warped = result["warped"]
+    if warped.dtype != np.uint8:  # 16-bit and float files come back as 8-bit PNGs
+        warped = np.round(np.clip(warped / _top(warped), 0, 1) * 255).astype("uint8")
+    stem = pathlib.Path(moving_path).stem
+    print(f"wrote {write_png(output / f'{stem}_warped.png', warped)}")
+    record = {
+        "moving": moving_path,
+        "fixed": fixed_path,
+        "model": predictor.source,
+        "image_size": [height, width],
+        "homography": result["homography"].astype("float64").tolist(),
+        "convention": HOMOGRAPHY_CONVENTION,
+    }
+    target = output / f"{stem}_homography.json"
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {target}")
     return 0
 
 
@@ -298,13 +425,25 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     evaluate = command(
-        "evaluate", _evaluate, "PSNR/SSIM-Y (SR) or accuracy (classifier) on held-out data"
+        "evaluate",
+        _evaluate,
+        "PSNR/SSIM-Y (SR), accuracy (classifier) or corner error on DeTone pairs (aligner) on "
+        "held-out data",
     )
     _add_model_source(evaluate)
     evaluate.add_argument(
-        "--dataset", help="tfds dataset (None: bundled_photos for SR, bundled_digits otherwise)"
+        "--dataset",
+        help="tfds dataset (None: bundled_photos for SR and aligners, bundled_digits otherwise)",
     )
-    evaluate.add_argument("--split", help="held-out split (None: validation for SR, else test)")
+    evaluate.add_argument(
+        "--split", help="held-out split (None: validation for SR and aligners, else test)"
+    )
+    evaluate.add_argument(
+        "--pairs-per-image",
+        type=int,
+        default=20,
+        help="aligner: DeTone pairs per held-out photo (corners shifted up to 32 px, fixed seed)",
+    )
     evaluate.add_argument("--data-dir", help="tfds data directory (None: tfds's own)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -316,23 +455,35 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--quantization",
         choices=["float16", "dynamic", "int8"],
-        help="TFLite quantisation (None: float32); int8 calibrates on the family's training data",
+        help="TFLite quantisation (None: float32); int8 calibrates on the family's training "
+        "data; aligners take float16 only (quantised coordinates break the warp)",
     )
     export.add_argument("--output", required=True, help="SavedModel folder or .tflite file")
 
     predict = command(
-        "predict", _predict, "upscale images (SR) or print the top classes (classifier)"
+        "predict",
+        _predict,
+        "upscale images (SR), print the top classes (classifier) or align MOVING onto FIXED "
+        "(aligner: writes <moving>_warped.png and <moving>_homography.json)",
     )
     _add_model_source(predict)
-    predict.add_argument("inputs", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG...)")
     predict.add_argument(
-        "--output", help="folder for the upscaled PNGs (needed for SR) or predictions.json"
+        "inputs",
+        metavar="IMAGE",
+        nargs="+",
+        help="image files (PNG, JPEG...); an aligner takes exactly two of its input size, "
+        "MOVING then FIXED",
+    )
+    predict.add_argument(
+        "--output",
+        help="folder for the upscaled PNGs (needed for SR), the warped PNG and homography JSON "
+        "(needed for aligners) or predictions.json",
     )
     predict.add_argument("--tile", type=int, help="SR: process in tiles of this input size")
     predict.add_argument("--overlap", type=int, default=16, help="SR: overlap between tiles")
     predict.add_argument("--top-k", type=int, default=3, help="classifier: classes to print")
 
-    demo = command("demo", _demo, "run the layers on a bundled photo and write figures")
+    demo = command("demo", _demo, "run the shipped models on held-out photos and write figures")
     demo.add_argument("--output", default="demo_output", help="folder for the PNGs and index.html")
     return parser
 
@@ -340,7 +491,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            words = ["keras-attn", getattr(args, "command", None), getattr(args, "family", None)]
+            prog = " ".join(word for word in words if word)
+            raise _UsageError(prog, f"unrecognized arguments: {' '.join(extras)}")
     except _UsageError as error:
         print(f"{error.prog}: error: {_one_line(error)}", file=sys.stderr)
         return 2

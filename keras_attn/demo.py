@@ -130,35 +130,20 @@ def _super_resolution(output: pathlib.Path, name: str, model_card: dict):
 
 def _alignment(output: pathlib.Path, name: str, model_card: dict):
     from keras_attn import pretrained
-    from keras_attn.data import alignment_dataset
     from keras_attn.models import align
+    from keras_attn.training import evaluation
     from keras_attn.viz import plot_alignment
 
     model = pretrained.load(name)
     size, _, channels = model.inputs[0].shape[1:]
-    pairs = alignment_dataset(
-        "bundled_photos",
-        "validation",
-        patch_size=size,
-        max_shift=32,
-        batch_size=1,
-        training=False,
-        channels=channels,
-        pairs_per_image=1,
-        seed=7,
-    )
-    inputs, targets = next(iter(pairs))
-    moving, fixed = inputs["moving"][0].numpy(), inputs["fixed"][0].numpy()
-    result = align(model, moving, fixed)
-    last = size - 1.0
-    square = np.array([[0, 0, 1], [last, 0, 1], [last, last, 1], [0, last, 1]])
-    mapped = square @ result["homography"].T
-    error = np.linalg.norm(mapped[:, :2] / mapped[:, 2:] - targets["corners"][0].numpy(), axis=-1)
+    pair = evaluation.held_out_alignment_pairs(size, channels, pairs_per_image=1, seed=7)[0]
+    result = align(model, pair.moving, pair.fixed)
+    error = evaluation.corner_error(result["homography"], pair.corners, size)
     path = output / "alignment.png"
-    plot_alignment(moving, fixed, result["warped"], path)
+    plot_alignment(pair.moving, pair.fixed, result["warped"], path)
     return path, (
-        f"{name}: a held-out pair with corners shifted by up to 32 px; "
-        f"mean corner error {error.mean():.2f} px"
+        f"{name}: a held-out pair with corners shifted by up to "
+        f"{evaluation.ALIGNMENT_MAX_SHIFT:g} px; corner error {error:.2f} px"
     )
 
 

@@ -1,10 +1,10 @@
 """The catalogue of shipped models (`saved_models/`): list, verify, load, and package new ones.
 
 Each model is a folder `<root>/<name>/` holding `model.keras`, `saved_model/`, `model.tflite`
-(float32), optionally `model_fp16.tflite` and `model_int8.tflite`, and `card.json` (see
-`saved_models/README.md`). The card records the sha256 and size of every other file; `load`
-checks every file the chosen format needs against it first, so a tampered, truncated or missing
-file raises a `ValueError` naming it instead of loading.
+(float32), optionally `model_fp16.tflite` and `model_int8.tflite` (never for aligners), and
+`card.json` (see `saved_models/README.md`). The card records the sha256 and size of every other
+file; `load` checks every file the chosen format needs against it first, so a tampered,
+truncated or missing file raises a `ValueError` naming it instead of loading.
 
 The root is, in order: the `root` argument; the `KERAS_ATTN_SAVED_MODELS` environment variable;
 `saved_models/` beside the `keras_attn` package folder (the repository checkout, which an
@@ -255,18 +255,35 @@ def load(
 class Predictor:
     """A loaded model as a numpy function, with what the CLI needs to know about it.
 
-    `predict(batch)` maps a float32 `(B, H, W, C)` batch in [0, 1] to the model's one output
-    as float32 numpy.
+    SR and classifier: `predictor(batch)` maps a float32 `(B, H, W, C)` batch in [0, 1] to the
+    model's one output as float32 numpy. Aligner: `predictor(moving, fixed)` maps two float32
+    `(B, H, W, C)` batches of the model's size to a dict of float32 numpy arrays `homography`
+    `(B, 3, 3)` (moving->fixed pixels), `flow` `(B, H, W, 2)` and `warped` `(B, H, W, C)`,
+    whichever format it was loaded from.
     """
 
-    predict: Callable[[np.ndarray], np.ndarray]
+    predict: Callable[..., np.ndarray | dict[str, np.ndarray]]
     family: str
     input_shape: tuple
     source: str
     card: dict | None = None
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.predict(batch)
+    def __call__(self, *batches: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
+        return self.predict(*batches)
+
+
+def _aligner_outputs(outputs) -> dict[str, np.ndarray]:
+    return {name: np.asarray(outputs[name], "float32") for name in OUTPUT_NAMES["aligner"]}
+
+
+def _keras_function(model: keras.Model, family: str) -> Callable:
+    from keras_attn.training.evaluation import as_numpy
+
+    if family == "aligner":  # fixed-size inputs: a compiled graph, not slow eager calls
+        return lambda moving, fixed: _aligner_outputs(
+            model.predict_on_batch({"moving": moving, "fixed": fixed})
+        )
+    return lambda batch: as_numpy(model(batch, training=False))
 
 
 def load_predictor(
@@ -291,27 +308,38 @@ def load_predictor(
             model = keras.saving.load_model(path, compile=False)
         except Exception as error:  # noqa: BLE001 - zip/h5/config errors of a bad file
             raise ValueError(f"{name_or_path} is not a loadable .keras model: {error}") from None
+        family = family_of(model)
         return Predictor(
-            lambda batch: as_numpy(model(batch, training=False)),
-            family_of(model),
-            tuple(model.inputs[0].shape[1:]),
-            str(path),
+            _keras_function(model, family), family, tuple(model.inputs[0].shape[1:]), str(path)
         )
 
     model_card = card(name_or_path, root=root)
+    family = model_card["family"]
     loaded = load(name_or_path, format, variant=variant, root=root)
     input_name = model_card["inputs"][0]["name"]
     if format == "keras":
-
-        def predict(batch):
-            return as_numpy(loaded(batch, training=False))
+        predict = _keras_function(loaded, family)
     elif format == "saved_model":
         import tensorflow as tf
 
         signature = loaded.signatures["serving_default"]
 
-        def predict(batch):
-            return as_numpy(signature(**{input_name: tf.constant(batch, tf.float32)}))
+        if family == "aligner":
+
+            def predict(moving, fixed):
+                return _aligner_outputs(
+                    signature(
+                        moving=tf.constant(moving, tf.float32), fixed=tf.constant(fixed, tf.float32)
+                    )
+                )
+        else:
+
+            def predict(batch):
+                return as_numpy(signature(**{input_name: tf.constant(batch, tf.float32)}))
+    elif family == "aligner":
+
+        def predict(moving, fixed):
+            return _aligner_outputs(loaded(moving=moving, fixed=fixed))
     else:
 
         def predict(batch):
@@ -319,7 +347,7 @@ def load_predictor(
 
     return Predictor(
         predict,
-        model_card["family"],
+        family,
         tuple(model_card["inputs"][0]["shape"][1:]),
         f"{name_or_path} ({format}{'/' + variant if variant else ''})",
         model_card,

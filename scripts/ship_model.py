@@ -13,6 +13,12 @@ command recorded in `metrics.command`; the training command and its own log are 
   (its PSNR loss vs Keras); params; MACs at 256x256.
 - `--family classifier`: accuracy on the `bundled_digits` test split through Keras and every
   TFLite file; params; MACs at the input size.
+- `--family aligner`: DeTone's protocol on the held-out photos (`bundled_photos` validation
+  split, 240-pixel short side, corners shifted up to 32 px, `--pairs-per-image` pairs per photo,
+  fixed seed): mean / median corner error, % over 10 px, AUC@3/5/10 for Keras, the identity and
+  every TFLite file (float32 and float16 only: quantised coordinates break the warp, so no
+  model_int8.tflite); params; ms per pair at batch 1 (median) for Keras and each TFLite file;
+  the homography and flow conventions in the card.
 
 A family is one `plan_<family>` function returning a `Plan`; add one to `FAMILIES` for a new one.
 
@@ -20,6 +26,10 @@ Run:
     python scripts/ship_model.py --model runs/sr_x2/model.keras --name sr_x2 --family sr \
         --training-command "python examples/train_super_resolution.py --scale 2 ..." \
         --training-log runs/sr_x2/metrics.json --output-root saved_models
+    python scripts/ship_model.py --model runs/aligner_homography/model.keras \
+        --name aligner_homography --family aligner \
+        --training-command "python examples/train_aligner.py ..." \
+        --training-log runs/aligner_homography/metrics.json --output-root saved_models
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ import keras_attn  # noqa: E402,F401  (registers the layers before loading .kera
 from keras_attn import data, pretrained  # noqa: E402
 from keras_attn.export import TFLiteModel  # noqa: E402
 from keras_attn.models._complexity import count_macs  # noqa: E402
+from keras_attn.models.aligner import FLOW_CONVENTION, HOMOGRAPHY_CONVENTION  # noqa: E402
 from keras_attn.models.super_resolution import model_scale  # noqa: E402
 from keras_attn.training import evaluation  # noqa: E402
 
@@ -222,13 +233,162 @@ def plan_classifier(model: keras.Model, args: argparse.Namespace) -> Plan:
     return Plan(card, quantizations, {"image": images[:8]}, evaluate, representative)
 
 
+# --------------------------------------------------------------------------- aligner
+
+
+def _ms_per_pair(run: Callable, pairs: list) -> float:
+    """Median wall time (ms) of `run(moving, fixed)` at batch 1 over `pairs`, after a warm-up."""
+    run(pairs[0].moving[None], pairs[0].fixed[None])
+    seconds = []
+    for pair in pairs:
+        start = time.perf_counter()
+        run(pair.moving[None], pair.fixed[None])
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds) * 1000)
+
+
+def _corner_disagreement(homographies, reference, size: int) -> float:
+    """Largest distance (px) between where two sets of homographies put the patch corners."""
+    return max(
+        float(
+            np.linalg.norm(
+                evaluation.map_corners(h, size) - evaluation.map_corners(r, size), axis=-1
+            ).max()
+        )
+        for h, r in zip(homographies, reference, strict=True)
+    )
+
+
+def plan_aligner(model: keras.Model, args: argparse.Namespace) -> Plan:
+    height, width, channels = model.inputs[0].shape[1:]
+    if height != width:
+        raise ValueError(f"The held-out pairs are square; the aligner takes {height}x{width}")
+    pairs = evaluation.held_out_alignment_pairs(
+        height, channels, pairs_per_image=args.pairs_per_image
+    )
+    keras_scores = evaluation.evaluate_aligner(model, pairs, batch_size=8)
+    identity = evaluation.evaluate_aligner(None, pairs)
+    keras_ms = _ms_per_pair(
+        lambda moving, fixed: model.predict_on_batch({"moving": moving, "fixed": fixed}), pairs
+    )
+
+    def evaluate(folder: pathlib.Path) -> dict:
+        """Corner errors and ms/pair of every TFLite file on the same pairs; SavedModel parity."""
+        import tensorflow as tf
+
+        signature = tf.saved_model.load(str(folder / "saved_model")).signatures["serving_default"]
+        served = evaluation.evaluate_aligner(
+            lambda moving, fixed: signature(moving=tf.constant(moving), fixed=tf.constant(fixed)),
+            pairs,
+            batch_size=8,
+        )
+        results = {
+            "saved_model": {
+                "max_corner_difference_vs_keras_px": _corner_disagreement(
+                    served.homographies, keras_scores.homographies, height
+                )
+            },
+            "tflite": {},
+        }
+        for name in _tflite_files(folder):
+            runner = TFLiteModel(folder / name)
+
+            def run(moving, fixed, runner=runner):
+                return runner(moving=moving, fixed=fixed)
+
+            scores = evaluation.evaluate_aligner(run, pairs, batch_size=8)
+            results["tflite"][name] = {
+                **scores.as_dict(),
+                "mean_corner_error_change_vs_keras_px": (
+                    scores.summary["mean_corner_error_px"]
+                    - keras_scores.summary["mean_corner_error_px"]
+                ),
+                "max_corner_difference_vs_keras_px": _corner_disagreement(
+                    scores.homographies, keras_scores.homographies, height
+                ),
+                "ms_per_pair": _ms_per_pair(run, pairs),
+            }
+        return results
+
+    colour = "grayscale" if channels == 1 else "RGB"
+    image = {"range": [0.0, 1.0], "layout": f"NHWC, {height}x{width} {colour}"}
+    metrics = {
+        **keras_scores.as_dict(),
+        "identity": identity.summary,
+        "ms_per_pair": keras_ms,
+        "evaluation": {
+            "dataset": "bundled_photos",
+            "split": "validation",
+            "images": data.photo_names("validation"),
+            "pairs_per_image": args.pairs_per_image,
+            "max_shift_px": evaluation.ALIGNMENT_MAX_SHIFT,
+            "seed": evaluation.ALIGNMENT_SEED,
+            "protocol": (
+                "DeTone et al. 2016: each held-out photo rescaled to a 240-pixel short side; a "
+                f"{height}x{width} fixed patch, its 4 corners shifted uniformly by up to "
+                f"{evaluation.ALIGNMENT_MAX_SHIFT:g} px, the photo resampled inside that "
+                "quadrilateral as the moving patch, no lighting change "
+                "(keras_attn.training.evaluation.held_out_alignment_pairs); corner error = mean "
+                "distance over the 4 corners between where the estimated and the true "
+                "moving->fixed homography put the moving patch's corners; AUC of the "
+                "cumulative error curve up to 3/5/10 px, normalised to [0, 1]; a non-finite "
+                "homography counts as the identity; identity = doing nothing"
+            ),
+            "timing": (
+                f"ms_per_pair: median over the {len(pairs)} pairs at batch 1 after one warm-up "
+                "call: Keras model.predict_on_batch, TFLite the LiteRT serving_default runner "
+                f"with its default threads; {os.cpu_count()} CPU cores"
+            ),
+        },
+    }
+    card = {
+        "family": "aligner",
+        "task": "image alignment (homography moving -> fixed, backward flow, warped image)",
+        "description": (
+            f"Correlation-matching aligner ({model.name}): siamese CNN features with "
+            "self-attention, a global match then coarse-to-fine homography refinement; "
+            f"{height}x{width} {colour} pairs."
+        ),
+        "inputs": {
+            "moving": {**image, "role": "the image to align (warped onto fixed)"},
+            "fixed": {**image, "role": "the reference image"},
+        },
+        "outputs": {
+            "homography": {"layout": "(B, 3, 3)", "convention": HOMOGRAPHY_CONVENTION},
+            "flow": {"layout": f"(B, {height}, {width}, 2) pixels", "convention": FLOW_CONVENTION},
+            "warped": {
+                "range": [0.0, 1.0],
+                "layout": f"(B, {height}, {width}, {channels}): moving resampled onto the fixed "
+                "grid along flow (bilinear, zeros outside)",
+            },
+        },
+        "conventions": {"homography": HOMOGRAPHY_CONVENTION, "flow": FLOW_CONVENTION},
+        "key_metric": "mean_corner_error_px",
+        "metrics": metrics,
+    }
+    print(
+        f"Keras mean corner error {keras_scores.summary['mean_corner_error_px']:.3f} px "
+        f"(identity {identity.summary['mean_corner_error_px']:.3f} px) on {len(pairs)} pairs, "
+        f"{keras_ms:.1f} ms/pair"
+    )
+    sample = {"moving": pairs[0].moving[None], "fixed": pairs[0].fixed[None]}
+    return Plan(card, ("float16",), sample, evaluate)
+
+
 FAMILIES: dict[str, Callable[[keras.Model, argparse.Namespace], Plan]] = {
     "sr": plan_sr,
     "classifier": plan_classifier,
+    "aligner": plan_aligner,
 }
 DEFAULT_TRAINING_DATA = {
     "sr": {"dataset": "bundled_photos", "split": "train", "images": data.photo_names("train")},
     "classifier": {"dataset": "bundled_digits", "split": "train"},
+    "aligner": {
+        "dataset": "bundled_photos",
+        "split": "train",
+        "images": data.photo_names("train"),
+        "pairs": "DeTone pairs made on the fly (random rescale, corner shifts, lighting change)",
+    },
 }
 
 
@@ -281,19 +441,30 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=["auto", "dynamic", "full"],
         default="auto",
         help="model_int8.tflite: dynamic-range or full integer (auto: dynamic for sr, whose "
-        "full-int8 error is ~0.1; full for classifiers, calibrated on training images)",
+        "full-int8 error is ~0.1; full for classifiers, calibrated on training images; none "
+        "for aligners, whose warp breaks with quantised coordinates)",
+    )
+    parser.add_argument(
+        "--pairs-per-image",
+        type=int,
+        default=evaluation.ALIGNMENT_PAIRS_PER_IMAGE,
+        help="aligner: held-out DeTone pairs per validation photo (5 photos)",
     )
     parser.add_argument("--note", action="append", default=[], help="a note for the card")
     args = parser.parse_args(argv)
     if not re.fullmatch(r"[a-z0-9]+(_[a-z0-9]+)*", args.name):
         parser.error(f"--name must look like <family>_<variant>. Received: {args.name!r}")
+    if args.family == "aligner" and args.int8 != "auto":
+        parser.error("--int8 does not apply to aligners: they ship float32 and float16 only")
+    if args.pairs_per_image < 1:
+        parser.error(f"--pairs-per-image must be at least 1. Received: {args.pairs_per_image}")
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.int8 == "auto":
-        args.int8 = "dynamic" if args.family == "sr" else "full"
+        args.int8 = {"sr": "dynamic", "classifier": "full"}.get(args.family)
     argv = sys.argv[1:] if argv is None else argv
     command = shlex.join(["python", "scripts/ship_model.py", *argv])
     started = time.time()

@@ -60,6 +60,12 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> pathlib.Path:
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise ValueError(f"write_png expects uint8 pixels. Received: dtype={image.dtype}")
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (1, 3, 4))):
+        raise ValueError(
+            f"write_png expects an (H, W) or (H, W, 1|3|4) image. Received: shape={image.shape}"
+        )
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
     with atomic_path(path, suffix=".png") as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
     return pathlib.Path(path)

@@ -72,7 +72,11 @@ def load_images(name: str, split: str, data_dir: str | None = None) -> tf.data.D
     try:
         dataset, info = tfds.load(name, split=split, with_info=True, data_dir=data_dir)
     except Exception as error:  # tfds raises many types; re-raise one clear line
-        raise ValueError(f"Could not load tfds dataset {name!r} split {split!r}: {error}") from None
+        from keras_attn.data.classification import _one_line
+
+        raise ValueError(
+            f"Could not load tfds dataset {name!r} split {split!r}: {_one_line(error)}"
+        ) from None
     key = _image_key(info)
 
     def to_rgb(example):

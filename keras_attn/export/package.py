@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from keras_attn._io import atomic_path
-from keras_attn.export.saved_model import export_saved_model
+from keras_attn.export.saved_model import call_model, export_saved_model
 from keras_attn.export.tflite import export_tflite
 from keras_attn.export.tflite import sample_inputs as default_sample_inputs
 from keras_attn.version import __version__
@@ -32,7 +32,26 @@ TFLITE_FILES = {"fp32": "model.tflite", "fp16": "model_fp16.tflite", "int8": "mo
 # package_model quantization -> variant; "dynamic" and "int8" both make the int8 file.
 QUANTIZATION_VARIANTS = {"float16": "fp16", "dynamic": "int8", "int8": "int8"}
 # The names of the serving outputs of each family's shipped models.
-OUTPUT_NAMES = {"sr": ["upscaled"], "classifier": ["probabilities"]}
+OUTPUT_NAMES = {
+    "sr": ["upscaled"],
+    "classifier": ["probabilities"],
+    "aligner": ["homography", "flow", "warped"],
+}
+# Families that ship float TFLite files only, and why (other families take every quantisation).
+FLOAT_ONLY = {
+    "aligner": "the warp samples the moving image at coordinates computed in the graph, and "
+    "quantised coordinates (and the matches they come from) break it",
+}
+
+
+def check_quantization(family: str, quantization: str | None) -> None:
+    """Raises a one-line `ValueError` for a quantisation that `family` does not ship:
+    aligners are float32 or float16 only (no `"dynamic"` or `"int8"`)."""
+    if family in FLOAT_ONLY and quantization not in (None, "float16"):
+        raise ValueError(
+            f"{family} models are exported as float32 or float16 only, not "
+            f"quantization={quantization!r}: {FLOAT_ONLY[family]}"
+        )
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -42,6 +61,15 @@ def sha256_of(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _output_tensors(model: keras.Model, names: list[str] | None) -> tuple[list, list[str]]:
+    """The output tensors and their serving names: a dict-output model by key (`names` picks
+    and orders the keys), any other in `model.outputs` order."""
+    if isinstance(model.output, dict):
+        names = list(model.output) if names is None else list(names)
+        return [model.output[name] for name in names], names
+    return list(model.outputs), list(names or model.output_names)
 
 
 def _io_entries(tensors, names: list[str], extras: dict) -> list[dict]:
@@ -94,7 +122,7 @@ def package_model(
     Files: `model.keras` (uncompiled), `saved_model/` (`export_saved_model`), `model.tflite`
     (float32, builtin ops), `model_fp16.tflite` for `"float16"`, `model_int8.tflite` for
     `"dynamic"` (int8 weights) or `"int8"` (full integer, needs `representative_data`), and
-    `card.json`.
+    `card.json`. Aligners ship float files only (`"float16"`; see `check_quantization`).
 
     Args:
         model: the trained Keras model.
@@ -127,6 +155,8 @@ def package_model(
         raise ValueError("quantization 'int8' needs representative_data (a callable)")
     if "family" not in card or "metrics" not in card:
         raise ValueError("card needs at least 'family' and 'metrics'")
+    for quantization in quantizations:
+        check_quantization(card["family"], quantization)
     if output_names is None:
         output_names = OUTPUT_NAMES.get(card["family"])
     inputs = default_sample_inputs(model) if sample_inputs is None else sample_inputs
@@ -135,14 +165,13 @@ def package_model(
     with atomic_path(folder, directory=True) as tmp:
         _uncompiled_copy(model).save(tmp / KERAS_FILE)
         reloaded = keras.saving.load_model(tmp / KERAS_FILE, compile=False)
-        keras_ordered = [inputs[t.name] for t in model.inputs]
-        keras_ordered = keras_ordered[0] if len(keras_ordered) == 1 else keras_ordered
-        keras_diff = float(
-            np.max(
-                np.abs(
-                    np.asarray(_first(reloaded(keras_ordered)))
-                    - np.asarray(_first(model(keras_ordered)))
-                )
+        ordered = [inputs[t.name] for t in model.inputs]
+        keras_diff = max(
+            float(np.max(np.abs(np.asarray(new) - np.asarray(old))))
+            for new, old in zip(
+                keras.tree.flatten(call_model(reloaded, ordered)),
+                keras.tree.flatten(call_model(model, ordered)),
+                strict=True,
             )
         )
         if keras_diff > 1e-5:
@@ -186,9 +215,7 @@ def package_model(
             "inputs": _io_entries(
                 model.inputs, [t.name for t in model.inputs], card.get("inputs", {})
             ),
-            "outputs": _io_entries(
-                model.outputs, output_names or list(model.output_names), card.get("outputs", {})
-            ),
+            "outputs": _io_entries(*_output_tensors(model, output_names), card.get("outputs", {})),
             "params": model.count_params(),
             "metrics": metrics,
             "parity": {
@@ -203,11 +230,3 @@ def package_model(
         }
         (tmp / CARD).write_text(json.dumps(full_card, indent=1) + "\n")
     return folder
-
-
-def _first(outputs):
-    if isinstance(outputs, dict):
-        return next(iter(outputs.values()))
-    if isinstance(outputs, (list, tuple)):
-        return outputs[0]
-    return outputs

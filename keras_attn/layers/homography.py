@@ -14,7 +14,6 @@ from keras import ops
 from keras_attn.layers import _checks
 from keras_attn.layers import _homography as hom
 
-
 MOTIONS = ("homography", "translation")
 
 
@@ -80,8 +79,10 @@ class HomographyUpdate(keras.layers.Layer):
         self.image_size = _image_size(image_size)
         _checks.positive_int("stride", stride)
         _checks.one_of("motion", motion, MOTIONS)
-        if isinstance(robust_iterations, bool) or not isinstance(robust_iterations, int) or (
-            robust_iterations < 0
+        if (
+            isinstance(robust_iterations, bool)
+            or not isinstance(robust_iterations, int)
+            or (robust_iterations < 0)
         ):
             raise ValueError(
                 f"robust_iterations must be a non-negative integer. "

@@ -1,7 +1,7 @@
 """keras_attn.models: the model families, their registry and task helpers on numpy images."""
 
 from keras_attn.models import sr_references  # noqa: F401  (registers the reference SR nets)
-from keras_attn.models.aligner import aligner, aligner_inference_model, align, warp_image
+from keras_attn.models.aligner import align, aligner, aligner_inference_model, warp_image
 from keras_attn.models.classifier import attention_classifier
 from keras_attn.models.registry import build_model, list_models, register_model
 from keras_attn.models.super_resolution import super_resolution, upscale

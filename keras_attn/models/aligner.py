@@ -35,6 +35,16 @@ from keras_attn.models._images import as_float_image
 from keras_attn.models.registry import register_model
 
 HEADS = ("homography", "flow")
+# The output conventions (DESIGN.md), as written into model cards and `keras-attn predict` JSON.
+HOMOGRAPHY_CONVENTION = (
+    "3x3 matrix H mapping MOVING pixel coordinates to FIXED ones, [x_f, y_f, 1] ~ H @ "
+    "[x_m, y_m, 1], x = column, y = row, pixel centres at integer coordinates, H[2][2] = 1; "
+    "cv2.warpPerspective(moving, H, (width, height)) reproduces fixed"
+)
+FLOW_CONVENTION = (
+    "(H, W, 2) displacements (u, v) = (dx, dy) on the FIXED grid, backward warping: "
+    "fixed(y, x) ~ moving(y + v, x + u)"
+)
 STRIDES = (2, 4, 8)
 DEFAULT_LEVELS = ((8, None), (4, 3), (2, 2), (2, 2))
 
@@ -76,7 +86,7 @@ def _encoder(input_shape, widths, attention, attention_heads, name):
     )
     x = _conv(x, widths[0], 2, f"{name}_stem")
     features = []
-    for i, (stride, filters) in enumerate(zip(STRIDES, widths[1:]), start=1):
+    for i, (stride, filters) in enumerate(zip(STRIDES, widths[1:], strict=True), start=1):
         if stride > 2:
             x = _conv(x, filters, 2, f"{name}_stage{i}_down")
         x = _conv(x, filters, 1, f"{name}_stage{i}_mix")
@@ -158,8 +168,8 @@ def aligner(
     # body: shared encoder (one pass per image), then coarse-to-fine refinement in which each
     # iteration warps the moving features by the current estimate and matches what is left
     encoder = _encoder(input_shape, widths, attention, attention_heads, f"{name}_encoder")
-    fixed_features = dict(zip(STRIDES, encoder(fixed)))
-    moving_features = dict(zip(STRIDES, encoder(moving)))
+    fixed_features = dict(zip(STRIDES, encoder(fixed), strict=True))
+    moving_features = dict(zip(STRIDES, encoder(moving), strict=True))
     estimate = None
     corners = []
     for i, (stride, radius) in enumerate(levels, start=1):
@@ -167,9 +177,7 @@ def aligner(
         if estimate is None:
             warped = moving_features[stride]
         else:
-            flow = HomographyFlow(size, stride, stop_gradient=True, name=f"{prefix}_flow")(
-                estimate
-            )
+            flow = HomographyFlow(size, stride, stop_gradient=True, name=f"{prefix}_flow")(estimate)
             warped = Warp(fill_mode="nearest", name=f"{prefix}_warp")(
                 [moving_features[stride], flow]
             )
@@ -213,7 +221,9 @@ def aligner_inference_model(model: keras.Model) -> keras.Model:
     """The same graph and weights without the training-only `corners` output (for export)."""
     names = {"homography": "_homography", "flow": "_flow_out", "warped": "_warped"}
     try:
-        outputs = {key: model.get_layer(model.name + suffix).output for key, suffix in names.items()}
+        outputs = {
+            key: model.get_layer(model.name + suffix).output for key, suffix in names.items()
+        }
     except ValueError as error:
         raise ValueError(
             f"Model {model.name!r} is not an aligner built by keras_attn.models.aligner."
@@ -224,17 +234,32 @@ def aligner_inference_model(model: keras.Model) -> keras.Model:
 # ------------------------------------------------------------------------------ task helpers
 
 
-def _model_image_shape(model: keras.Model):
-    shape = tuple(model.inputs[0].shape[1:])
+def _model_image_shape(model) -> tuple:
+    if isinstance(model, keras.Model):
+        shape = tuple(model.inputs[0].shape[1:])
+    else:
+        shape = tuple(getattr(model, "input_shape", ()))
     if len(shape) != 3 or None in shape:
-        raise ValueError(f"Model {model.name!r} does not look like an aligner (inputs {shape}).")
+        raise ValueError(
+            f"The {_model_label(model)} does not look like an aligner (inputs {shape})."
+        )
     return shape
 
 
-def align(model: keras.Model, moving, fixed) -> dict:
+def _model_label(model) -> str:
+    if isinstance(model, keras.Model):
+        return f"model {model.name!r}"
+    return f"model {getattr(model, 'source', type(model).__name__)!r}"
+
+
+def align(model, moving, fixed) -> dict:
     """Aligns `moving` onto `fixed` (numpy images of the model's size, uint8 or float in [0, 1]).
 
     RGB images given to a grayscale model are converted to gray (luma), and vice versa.
+
+    Args:
+        model: a Keras aligner, or a `keras_attn.pretrained.Predictor` of one (any format).
+        moving, fixed: `(H, W)` or `(H, W, C)` images of the model's height and width.
 
     Returns:
         dict of numpy arrays: `homography` `(3, 3)` moving->fixed in pixels (OpenCV convention),
@@ -248,7 +273,7 @@ def align(model: keras.Model, moving, fixed) -> dict:
         image = as_float_image(image, key)
         if image.shape[:2] != shape[:2]:
             raise ValueError(
-                f"{key} must be {shape[0]}x{shape[1]} pixels for model {model.name!r}. "
+                f"{key} must be {shape[0]}x{shape[1]} pixels for {_model_label(model)}. "
                 f"Received: {key}.shape={originals[key].shape}"
             )
         images[key] = _match_channels(image, shape[-1])[None]
@@ -257,10 +282,11 @@ def align(model: keras.Model, moving, fixed) -> dict:
             f"moving and fixed must have the same size. Received: "
             f"{originals['moving'].shape} and {originals['fixed'].shape}"
         )
-    result = model.predict_on_batch(images) if hasattr(model, "predict_on_batch") else model(
-        images
-    )
-    result = {k: np.asarray(v)[0] for k, v in result.items()}
+    if isinstance(model, keras.Model):
+        result = model.predict_on_batch(images)
+    else:
+        result = model(images["moving"], images["fixed"])
+    result = {k: np.asarray(result[k])[0] for k in ("homography", "flow", "warped")}
     result["warped"] = warp_image(originals["moving"], result["flow"])
     return result
 
@@ -293,7 +319,10 @@ def warp_image(image, transform, *, output_shape=None) -> np.ndarray:
         inverse = np.linalg.inv(transform)
         xs, ys = np.meshgrid(np.arange(width), np.arange(height))
         points = np.stack([xs, ys, np.ones_like(xs)], axis=-1) @ inverse.T
-        flow = points[..., :2] / points[..., 2:] - np.stack([xs, ys], axis=-1)
+        depth = points[..., 2:]
+        visible = depth > 1e-9  # beyond the horizon (w <= 0) nothing of the moving image shows
+        source = np.where(visible, points[..., :2] / np.where(visible, depth, 1.0), -1e6)
+        flow = source - np.stack([xs, ys], axis=-1)
         if (height, width) != pixels.shape[:2]:
             raise ValueError("output_shape different from the image size is not supported.")
     elif transform.ndim == 3 and transform.shape[-1] == 2:
@@ -310,9 +339,9 @@ def warp_image(image, transform, *, output_shape=None) -> np.ndarray:
             f"transform must be a 3x3 homography or an (H, W, 2) flow. "
             f"Received: shape={transform.shape}"
         )
-    warped = Warp()(
-        [tf.constant(pixels[None]), tf.constant(flow[None].astype("float32"))]
-    ).numpy()[0]
+    warped = Warp()([tf.constant(pixels[None]), tf.constant(flow[None].astype("float32"))]).numpy()[
+        0
+    ]
     warped = np.clip(warped, 0.0, 1.0)
     if original.ndim == 2:
         warped = warped[..., 0]

@@ -10,12 +10,22 @@ signature and a TFLite file.
   `scale`-pixel border crop (`keras_attn.training.metrics`).
 - Classifier: top-1 accuracy on a held-out split (default: the `test` split of
   `bundled_digits`), preprocessed exactly as in training (`classification_dataset`).
+- Aligner: DeTone's protocol (https://arxiv.org/abs/1606.03798) on held-out photos (default:
+  the 5 `validation` photos of `bundled_photos`, each rescaled to a 240-pixel short side): a
+  fixed patch, its corners shifted by up to rho = 32 px, the photo resampled inside that
+  quadrilateral as the moving patch (`keras_attn.data.alignment_dataset`, fixed seed). Scored
+  by the corner error (where the estimated vs the true moving->fixed homography puts the moving
+  patch's corners, mean over the 4, in px): mean, median, % of pairs over 10 px and the AUC of
+  the cumulative error curve up to 3/5/10 px. `benchmarks/aligner.py` uses the same functions.
+  Aligner `predict` functions take two batches, `predict(moving, fixed)`, and return a dict
+  holding `homography`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -27,17 +37,31 @@ from keras_attn.data import super_resolution as sr_data
 from keras_attn.models._images import single_output
 from keras_attn.training.metrics import psnr_y, ssim_y
 
-FAMILIES = ("sr", "classifier")
+FAMILIES = ("sr", "classifier", "aligner")
 DEFAULT_DATASETS = {
     "sr": ("bundled_photos", "validation"),
     "classifier": ("bundled_digits", "test"),
+    "aligner": ("bundled_photos", "validation"),
 }
+# The aligner's held-out protocol: DeTone's rho, the seed of the pairs (as benchmarks/aligner.py).
+ALIGNMENT_MAX_SHIFT = 32.0
+ALIGNMENT_SEED = 1234
+ALIGNMENT_PAIRS_PER_IMAGE = 20
 
 Predict = Callable[[np.ndarray], object]
 
 
 def family_of(model: keras.Model) -> str:
-    """`"sr"` for an image-to-image model (4D output), `"classifier"` for a 2D output."""
+    """`"aligner"` for two image inputs `moving` and `fixed` with dict outputs holding
+    `homography`; `"sr"` for an image-to-image model (4D output); `"classifier"` for a 2D output."""
+    input_names = sorted(tensor.name for tensor in model.inputs)
+    if input_names == ["fixed", "moving"]:
+        if isinstance(model.output, dict) and "homography" in model.output:
+            return "aligner"
+        raise ValueError(
+            f"Model {model.name!r} takes moving and fixed images but has no 'homography' output "
+            "(an aligner returns a dict with homography, flow and warped)."
+        )
     ranks = [len(output.shape) for output in model.outputs]
     if ranks == [4] and model.inputs[0].shape[-1] == 3:
         return "sr"
@@ -45,7 +69,8 @@ def family_of(model: keras.Model) -> str:
         return "classifier"
     raise ValueError(
         f"Cannot tell the family of model {model.name!r} (output ranks {ranks}): expected a "
-        "super-resolution model (one image output) or a classifier (one (B, classes) output)."
+        "super-resolution model (one image output), a classifier (one (B, classes) output) or "
+        "an aligner (inputs moving and fixed)."
     )
 
 
@@ -180,6 +205,163 @@ def evaluate_classifier(predict: Predict, test_data: tf.data.Dataset) -> dict:
     return {"accuracy": correct / total, "examples": total, "errors": total - correct}
 
 
+# --------------------------------------------------------------------------- aligner
+
+
+class AlignmentPair(NamedTuple):
+    """One held-out DeTone pair: float32 `(p, p, C)` images, the true moving->fixed
+    `homography` `(3, 3)` and where it puts the moving patch's corners, `corners` `(4, 2)`."""
+
+    name: str
+    moving: np.ndarray
+    fixed: np.ndarray
+    homography: np.ndarray
+    corners: np.ndarray
+
+
+def held_out_alignment_pairs(
+    patch_size: int = 128,
+    channels: int = 1,
+    dataset: str = "bundled_photos",
+    split: str = "validation",
+    *,
+    pairs_per_image: int = ALIGNMENT_PAIRS_PER_IMAGE,
+    max_shift: float = ALIGNMENT_MAX_SHIFT,
+    photometric: float = 0.0,
+    seed: int = ALIGNMENT_SEED,
+    data_dir: str | None = None,
+) -> list[AlignmentPair]:
+    """The fixed DeTone pairs of a held-out split: every photo rescaled to a 240-pixel short
+    side, `pairs_per_image` pairs cut from each with corner shifts up to `max_shift` px
+    (`keras_attn.data.alignment_dataset(..., training=False)`: the same pairs on every call).
+    Pairs are named `"<split>[<photo index>]#<pair index>"`."""
+    pairs = data.alignment_dataset(
+        dataset,
+        split,
+        patch_size=patch_size,
+        max_shift=max_shift,
+        batch_size=1,
+        training=False,
+        channels=channels,
+        photometric=photometric,
+        pairs_per_image=pairs_per_image,
+        data_dir=data_dir,
+        seed=seed,
+    )
+    held_out = []
+    for index, (inputs, targets) in enumerate(pairs.as_numpy_iterator()):
+        held_out.append(
+            AlignmentPair(
+                f"{split}[{index // pairs_per_image}]#{index % pairs_per_image}",
+                inputs["moving"][0],
+                inputs["fixed"][0],
+                targets["homography"][0],
+                targets["corners"][0],
+            )
+        )
+    if not held_out:
+        raise ValueError(f"Dataset {dataset!r} split {split!r} holds no images.")
+    return held_out
+
+
+def corner_error(homography, corners_true, size: int = 128) -> float:
+    """Mean distance in px between where `homography` (moving->fixed) puts the corners of the
+    `size` x `size` moving patch, `(0, 0), (size-1, 0), (size-1, size-1), (0, size-1)`, and
+    their true positions `corners_true` `(4, 2)`."""
+    mapped = map_corners(homography, size)
+    return float(np.linalg.norm(mapped - corners_true, axis=-1).mean())
+
+
+def map_corners(homography, size: int = 128) -> np.ndarray:
+    """`(4, 2)` positions `(x, y)` where `homography` puts the corners of a `size` x `size`
+    moving patch, clockwise from the top-left pixel (the order of the pairs' `corners`)."""
+    last = size - 1.0
+    square = np.array([[0, 0, 1], [last, 0, 1], [last, last, 1], [0, last, 1]], dtype="float64")
+    mapped = square @ np.asarray(homography, dtype="float64").T
+    return mapped[:, :2] / mapped[:, 2:]
+
+
+def corner_error_summary(errors) -> dict:
+    """Mean and median corner error (px), % of pairs over 10 px, and the area under the
+    cumulative error curve up to 3, 5 and 10 px (normalised to [0, 1]; 1 = every pair exact)."""
+    errors = np.asarray(errors, dtype="float64")
+    if errors.size == 0:
+        raise ValueError("No corner errors to summarise.")
+    summary = {
+        "mean_corner_error_px": float(errors.mean()),
+        "median_corner_error_px": float(np.median(errors)),
+        "over_10px_percent": float((errors > 10).mean() * 100),
+    }
+    for limit in (3, 5, 10):
+        grid = np.linspace(0, limit, 201)
+        curve = [(errors <= threshold).mean() for threshold in grid]
+        summary[f"auc_{limit}px"] = float(np.trapezoid(curve, grid) / limit)
+    return summary
+
+
+@dataclasses.dataclass(frozen=True)
+class AlignmentScores:
+    """Corner errors of one method on held-out pairs: `summary` (see `corner_error_summary`),
+    per-pair `errors` `(N,)` and the estimated `homographies` `(N, 3, 3)` as returned."""
+
+    summary: dict
+    errors: np.ndarray = dataclasses.field(repr=False)
+    homographies: np.ndarray = dataclasses.field(repr=False)
+    non_finite: int = 0
+
+    def as_dict(self) -> dict:
+        return {**self.summary, "pairs": int(self.errors.size), "non_finite": self.non_finite}
+
+
+def evaluate_aligner(
+    predict, pairs: list[AlignmentPair], *, batch_size: int = 1
+) -> AlignmentScores:
+    """Corner errors of an aligner on `pairs` (from `held_out_alignment_pairs`).
+
+    Args:
+        predict: a Keras aligner (run with `predict_on_batch({"moving", "fixed"})`), a function
+            `predict(moving, fixed)` of two `(B, p, p, C)` float32 batches returning a dict
+            holding `homography` `(B, 3, 3)` (e.g. a `keras_attn.pretrained.Predictor` or a
+            `TFLiteModel` wrapped as `lambda m, f: runner(moving=m, fixed=f)`), or `None` for the
+            identity (the error of doing nothing).
+        pairs: held-out pairs.
+        batch_size: pairs per call.
+
+    Returns:
+        `AlignmentScores`. A non-finite homography counts as the identity (as a failed method
+        in `benchmarks/aligner.py`) and is counted in `non_finite`.
+    """
+    if isinstance(predict, keras.Model):
+        model = predict
+
+        def predict(moving, fixed):  # a compiled graph: eager calls of this model are slow
+            return model.predict_on_batch({"moving": moving, "fixed": fixed})
+
+    size = pairs[0].moving.shape[0]
+    homographies = []
+    for start in range(0, len(pairs), batch_size):
+        batch = pairs[start : start + batch_size]
+        if predict is None:
+            homographies.append(np.tile(np.eye(3, dtype="float32"), (len(batch), 1, 1)))
+            continue
+        # the last batch is padded with its last pair: every call has the same shape, so a
+        # compiled model (predict_on_batch) is traced once
+        padded = batch + [batch[-1]] * (min(batch_size, len(pairs)) - len(batch))
+        moving = np.stack([pair.moving for pair in padded])
+        fixed = np.stack([pair.fixed for pair in padded])
+        estimated = np.asarray(predict(moving, fixed)["homography"], dtype="float32")
+        homographies.append(estimated[: len(batch)])
+    homographies = np.concatenate(homographies)
+    finite = np.isfinite(homographies).all(axis=(1, 2))
+    errors = np.array(
+        [
+            corner_error(h if ok else np.eye(3), pair.corners, size)
+            for h, ok, pair in zip(homographies, finite, pairs, strict=True)
+        ]
+    )
+    return AlignmentScores(corner_error_summary(errors), errors, homographies, int((~finite).sum()))
+
+
 # --------------------------------------------------------------------------- calibration
 
 
@@ -208,6 +390,11 @@ def calibration_data(
         train = classifier_test_data(input_shape, "bundled_digits", "train", batch_size=count)
         images = next(iter(train))[0].numpy()
         samples = [[images[index : index + 1]] for index in range(len(images))]
+    elif family == "aligner":
+        raise ValueError(
+            "Aligners are not quantised to int8: the warp samples at coordinates computed in "
+            "the graph, and quantised coordinates break it. Use float32 or float16."
+        )
     else:
         raise ValueError(f"family must be one of {list(FAMILIES)}. Received: family={family!r}")
     return lambda: samples

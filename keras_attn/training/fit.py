@@ -14,6 +14,7 @@ import os
 import pathlib
 
 import keras
+import tensorflow as tf
 
 from keras_attn._io import atomic_path
 
@@ -76,6 +77,11 @@ def completed_epochs(output_dir: str | os.PathLike) -> int:
 
 def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> pathlib.Path:
     """`model.save(path)` through a temporary file in the same folder and an atomic rename."""
+    if pathlib.Path(path).suffix != ".keras":
+        raise ValueError(
+            f"save_model_atomic writes the .keras format: the path must end in "
+            f".keras. Received: {path}"
+        )
     with atomic_path(path, suffix=".keras") as tmp:  # Keras insists on the extension
         model.save(tmp)
     return pathlib.Path(path)
@@ -116,6 +122,11 @@ def fit(
         )
     elif done:
         print(f"Resuming from epoch {done + 1} (epochs 1-{done} restored from {output_dir}/backup)")
+        if isinstance(train_data, tf.data.Dataset):
+            # BackupAndRestore restores weights, optimiser and epoch, not the position in the
+            # input stream: skip the batches the finished epochs consumed, so a resumed run
+            # sees the same batches as an uninterrupted one (bitwise equal here).
+            train_data = train_data.skip(done * config.steps_per_epoch)
 
     model.compile(
         optimizer=make_optimizer(config),

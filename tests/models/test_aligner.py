@@ -1,0 +1,324 @@
+import keras
+import numpy as np
+import pytest
+import skimage.data
+import skimage.transform
+from scipy import ndimage
+
+from keras_attn import models
+from keras_attn.export import export_tflite
+from keras_attn.export.tflite import TFLiteModel
+from keras_attn.models.aligner import align, aligner, aligner_inference_model, warp_image
+from keras_attn.training.alignment import CornerLoss
+
+SIZE = 64
+PATCH_CORNERS = np.array([[0, 0], [SIZE - 1, 0], [SIZE - 1, SIZE - 1], [0, SIZE - 1]], float)
+# moving -> fixed: a small rotation/zoom, a translation and a little perspective
+MOTION = np.array([[1.03, 0.04, -2.5], [-0.03, 0.98, 1.5], [4e-4, -3e-4, 1.0]])
+
+
+def apply_np(matrix, points):
+    homogeneous = np.concatenate([points, np.ones(points.shape[:-1] + (1,))], axis=-1)
+    mapped = homogeneous @ np.swapaxes(matrix, -1, -2)
+    return mapped[..., :2] / mapped[..., 2:]
+
+
+def camera(size=SIZE):
+    """A real photo as float32 (size, size) in [0, 1]."""
+    photo = skimage.data.camera()[40:360, 100:420]
+    return skimage.transform.resize(photo, (size, size), anti_aliasing=True).astype("float32")
+
+
+def photo_pair():
+    """(moving, fixed) float32 (1, 64, 64, 1): fixed is moving seen through MOTION."""
+    moving = camera()
+    fixed = skimage.transform.warp(
+        moving, skimage.transform.ProjectiveTransform(matrix=MOTION).inverse, order=1, mode="edge"
+    )
+    return moving[None, ..., None], fixed.astype("float32")[None, ..., None]
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(7)
+    return models.build_model("aligner_tiny", return_corners=True)
+
+
+@pytest.fixture(scope="module")
+def outputs(model):
+    moving, fixed = photo_pair()
+    batch = {"moving": np.repeat(moving, 2, 0), "fixed": np.concatenate([fixed, moving])}
+    return batch, {key: np.asarray(value) for key, value in model(batch).items()}
+
+
+def test_outputs_keys_and_shapes(outputs):
+    _, result = outputs
+    assert sorted(result) == ["corners", "flow", "homography", "warped"]
+    assert result["homography"].shape == (2, 3, 3)
+    assert result["flow"].shape == (2, SIZE, SIZE, 2)
+    assert result["warped"].shape == (2, SIZE, SIZE, 1)
+    assert result["corners"].shape == (2, 2, 4, 2)  # aligner_tiny: 2 iterations
+    assert all(value.dtype == np.float32 for value in result.values())
+    np.testing.assert_array_equal(result["homography"][:, 2, 2], 1.0)
+
+
+def test_outputs_follow_the_conventions(outputs):
+    """corners = H(patch corners); flow = H^-1(x) - x (backward); warped = moving(x + flow)."""
+    batch, result = outputs
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(float)
+    grid = np.stack([xs, ys], axis=-1)
+    for b in range(2):
+        homography = result["homography"][b].astype("float64")
+        np.testing.assert_allclose(
+            result["corners"][b, -1], apply_np(homography, PATCH_CORNERS), atol=1e-3
+        )
+        implied_flow = apply_np(np.linalg.inv(homography), grid) - grid
+        np.testing.assert_allclose(result["flow"][b], implied_flow, atol=5e-3)
+        flow = result["flow"][b]
+        expected = ndimage.map_coordinates(
+            batch["moving"][b, ..., 0],
+            [ys + flow[..., 1], xs + flow[..., 0]],
+            order=1,
+            mode="grid-constant",
+        )
+        np.testing.assert_allclose(result["warped"][b, ..., 0], expected, atol=1e-5)
+
+
+def test_untrained_model_on_identical_images_is_close_to_identity(outputs):
+    # Matching identical features puts every cell on itself; what is left is the pull of the
+    # peak window towards the inside at the borders. Measured over 5 seeds, on this photo and
+    # on noise: corners within 0.6 px, linear part within 0.008 of the identity.
+    _, result = outputs
+    error = np.linalg.norm(result["corners"][1] - PATCH_CORNERS, axis=-1)  # (iterations, 4)
+    assert error.max() < 1.0
+    np.testing.assert_allclose(result["homography"][1, :2, :2], np.eye(2), atol=0.02)
+    assert np.abs(result["homography"][1, :2, 2]).max() < 1.0
+
+
+def test_untrained_model_already_moves_the_corners_towards_the_truth(model):
+    # The match is computed (correlation + soft-argmax + robust fit), not learned: random
+    # features already align a photo. Measured over 8 seeds: 0.8-1.3 px mean corner error,
+    # against 2.3 px for the identity and 3.6 px for the inverse (the flipped convention).
+    moving, fixed = photo_pair()
+    corners = np.asarray(model({"moving": moving, "fixed": fixed})["corners"])[0, -1]
+
+    truth = apply_np(MOTION, PATCH_CORNERS)
+    error = np.linalg.norm(corners - truth, axis=-1).mean()
+    identity_error = np.linalg.norm(PATCH_CORNERS - truth, axis=-1).mean()
+    flipped = apply_np(np.linalg.inv(MOTION), PATCH_CORNERS)
+    assert error < 0.7 * identity_error
+    assert error < 0.5 * np.linalg.norm(corners - flipped, axis=-1).mean()
+
+
+def test_inference_model_drops_corners_and_shares_weights(model, outputs):
+    batch, result = outputs
+    inference = aligner_inference_model(model)
+    assert {id(w) for w in inference.weights} == {id(w) for w in model.weights}
+    assert len(inference.weights) == len(model.weights)
+    inferred = inference(batch)
+    assert sorted(inferred) == ["flow", "homography", "warped"]
+    for key in inferred:
+        np.testing.assert_allclose(inferred[key], result[key], atol=1e-6)
+    with pytest.raises(ValueError, match="is not an aligner built by keras_attn.models.aligner"):
+        aligner_inference_model(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
+
+
+def test_keras_round_trip(model, outputs, tmp_path):
+    batch, result = outputs
+    model.save(tmp_path / "aligner.keras")
+    reloaded = keras.saving.load_model(tmp_path / "aligner.keras")  # safe_mode=True
+    again = reloaded(batch)
+    assert sorted(again) == sorted(result)
+    for key, value in again.items():
+        np.testing.assert_allclose(value, result[key], atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:Gradients do not exist")  # aligner_tiny skips stride 4
+def test_one_training_step_on_the_corners(outputs):
+    keras.utils.set_random_seed(3)
+    model = models.build_model("aligner_tiny", return_corners=True)
+    batch, _ = outputs
+    truth = apply_np(np.stack([MOTION, np.eye(3)]), PATCH_CORNERS[None]).astype("float32")
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3), loss={"corners": CornerLoss()}, run_eagerly=True
+    )
+    before = [np.array(w) for w in model.trainable_weights]
+    loss = model.train_on_batch(batch, {"corners": truth})
+    assert np.isfinite(loss) and loss > 0
+    changed = {
+        w.path
+        for w, b in zip(model.trainable_weights, before, strict=True)
+        if not np.allclose(np.array(w), b)
+    }
+    assert "aligner_tiny_encoder_stem_conv/kernel" in changed
+    assert "aligner_tiny_iter1_match/log_scale" in changed
+    assert "aligner_tiny_iter2_confidence_gate/kernel" in changed
+    assert all(np.isfinite(np.array(w)).all() for w in model.trainable_weights)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            {"head": "bogus"},
+            r"head must be one of \['homography', 'flow'\]. Received: head='bogus'",
+        ),
+        ({"input_shape": (60, 64, 1)}, "multiples of 8"),
+        ({"input_shape": (64, 64, 2)}, "1 or 3 channels"),
+        ({"input_shape": (64, 64)}, "1 or 3 channels"),
+        ({"levels": ((16, None),)}, r"stride must be one of \[2, 4, 8\]"),
+        ({"levels": ((8, 0),)}, "radius must be None"),
+        ({"levels": ()}, "at least one"),
+        ({"widths": (16, 16)}, "widths must hold 4"),
+    ],
+)
+def test_bad_builder_arguments(kwargs, message):
+    settings = {"input_shape": (SIZE, SIZE, 1)}
+    settings.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        aligner(**settings)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in models.list_models("aligner") if "tiny" not in n])
+def test_registered_presets_build_and_run(name, rng):
+    model = models.build_model(name)
+    height, width, channels = model.inputs[0].shape[1:]
+    image = rng.uniform(size=(1, height, width, channels)).astype("float32")
+    result = model({"moving": image, "fixed": image})
+    assert result["homography"].shape == (1, 3, 3)
+    assert result["flow"].shape == (1, height, width, 2)
+    assert result["warped"].shape == (1, height, width, channels)
+    assert all(np.isfinite(np.asarray(value)).all() for value in result.values())
+
+
+# --------------------------------------------------------------------------- align
+
+
+def test_align_returns_numpy_in_the_input_layout(model):
+    moving, fixed = photo_pair()
+    moving8 = np.round(moving[0, ..., 0] * 255).astype("uint8")
+    fixed8 = np.round(fixed[0, ..., 0] * 255).astype("uint8")
+    result = align(model, moving8, fixed8)
+    assert result["homography"].shape == (3, 3) and result["flow"].shape == (SIZE, SIZE, 2)
+    assert result["warped"].dtype == np.uint8 and result["warped"].shape == (SIZE, SIZE)
+    np.testing.assert_array_equal(result["warped"], warp_image(moving8, result["flow"]))
+    # uint8 means [0, 255]: the model sees the images divided by 255 (align predicts in graph
+    # mode, so compare with predict_on_batch: eager and graph results differ, see below)
+    scaled = {
+        "moving": moving8[None, ..., None].astype("float32") / 255,
+        "fixed": fixed8[None, ..., None].astype("float32") / 255,
+    }
+    expected = model.predict_on_batch(scaled)
+    np.testing.assert_allclose(result["homography"], expected["homography"][0], atol=1e-5)
+    np.testing.assert_allclose(result["flow"], expected["flow"][0], atol=1e-4)
+
+
+def test_align_gives_rgb_to_a_grayscale_model_as_luma(model, rng):
+    moving = (rng.uniform(size=(SIZE, SIZE, 3)) * 255).astype("uint8")
+    fixed = np.roll(moving, 3, axis=1)
+    result = align(model, moving, fixed)
+    assert result["warped"].shape == (SIZE, SIZE, 3) and result["warped"].dtype == np.uint8
+    luma = np.array([0.299, 0.587, 0.114], "float32")
+    # what align does: uint8 -> float32 / 255 -> luma
+    gray = align(model, moving.astype("float32") / 255 @ luma, fixed.astype("float32") / 255 @ luma)
+    np.testing.assert_allclose(result["homography"], gray["homography"], atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "moving_shape, fixed_shape, message",
+    [
+        ((32, 32), (SIZE, SIZE), r"moving must be 64x64 pixels for model 'aligner_tiny'"),
+        ((SIZE, SIZE), (SIZE, 48), r"fixed must be 64x64 pixels"),
+        ((SIZE, SIZE, 2), (SIZE, SIZE), r"moving must have 1 or 3 channels"),
+    ],
+)
+def test_align_bad_sizes(model, moving_shape, fixed_shape, message):
+    with pytest.raises(ValueError, match=message):
+        align(model, np.zeros(moving_shape, "uint8"), np.zeros(fixed_shape, "uint8"))
+
+
+def test_align_rejects_nan(model):
+    image = np.full((SIZE, SIZE), 0.5, "float32")
+    broken = image.copy()
+    broken[3, 4] = np.nan
+    with pytest.raises(ValueError, match="fixed contains NaN or Inf pixels"):
+        align(model, image, broken)
+
+
+# --------------------------------------------------------------------------- warp_image
+
+
+def test_warp_image_identity_keeps_dtype_and_layout(rng):
+    gray = (rng.uniform(size=(20, 24)) * 255).astype("uint8")
+    out = warp_image(gray, np.eye(3))
+    assert out.dtype == np.uint8 and out.shape == (20, 24)
+    np.testing.assert_array_equal(out, gray)
+    rgb = (rng.uniform(size=(20, 24, 3)) * 65535).astype("uint16")
+    out = warp_image(rgb, np.eye(3))
+    assert out.dtype == np.uint16 and out.shape == (20, 24, 3)
+    np.testing.assert_array_equal(out, rgb)
+
+
+@pytest.mark.parametrize("dx, dy", [(3.0, 2.0), (2.5, -1.25)])
+def test_warp_image_translation(dx, dy, rng):
+    # H moves moving pixel (x, y) to (x + dx, y + dy) in fixed: fixed = moving shifted by (dy, dx)
+    image = rng.uniform(size=(20, 24)).astype("float32")
+    translation = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
+    expected = ndimage.shift(image, (dy, dx), order=1, mode="grid-constant")
+    np.testing.assert_allclose(warp_image(image, translation), expected, atol=1e-5)
+
+
+def test_warp_image_matches_skimage_and_the_implied_flow(rng):
+    image = rng.uniform(size=(20, 24, 3)).astype("float32")
+    expected = skimage.transform.warp(
+        image, skimage.transform.ProjectiveTransform(matrix=MOTION).inverse, order=1, cval=0.0
+    )
+    warped = warp_image(image, MOTION)
+    np.testing.assert_allclose(warped, expected, atol=1e-5)
+    ys, xs = np.mgrid[0:20, 0:24].astype(float)
+    grid = np.stack([xs, ys], axis=-1)
+    flow = apply_np(np.linalg.inv(MOTION), grid) - grid
+    np.testing.assert_allclose(warp_image(image, flow), warped, atol=1e-5)
+    assert np.abs(warped - image).mean() > 0.05  # the motion is visible
+
+
+@pytest.mark.parametrize(
+    "transform, message",
+    [
+        (np.zeros((20, 20, 2)), r"flow must be on the image's grid"),
+        (np.zeros((2, 2)), r"3x3 homography or an \(H, W, 2\) flow"),
+        (np.zeros((3, 3)), "finite, invertible"),
+        (np.full((3, 3), np.nan), "finite, invertible"),
+        (np.full((20, 24, 2), np.inf), "flow contains NaN or Inf"),
+    ],
+)
+def test_warp_image_bad_transforms(transform, message):
+    with pytest.raises(ValueError, match=message):
+        warp_image(np.zeros((20, 24), "uint8"), transform)
+
+
+# --------------------------------------------------------------------------- TFLite
+
+
+@pytest.mark.slow  # about 30 s: the unrolled solves make a large graph to trace and convert
+def test_tflite_export_matches_keras(model, tmp_path):
+    moving, fixed = photo_pair()
+    inference = aligner_inference_model(model)
+    inputs = {"moving": moving, "fixed": fixed}
+    report = export_tflite(inference, tmp_path / "aligner.tflite", inputs=inputs)
+    assert not any(op.startswith("Flex") for op in report.ops)
+    expected = {key: np.asarray(value)[0] for key, value in inference(inputs).items()}
+    actual = {key: value[0] for key, value in TFLiteModel(report.path)(**inputs).items()}
+    # The peak window of CorrelationMatch2D starts at an argmax, so rounding differences can
+    # move a few near-tied matches by a cell: the output is not a smooth function of the input.
+    # Measured on 5 photos: Keras eager vs graph (tf.function) up to
+    # 0.06 px on the corners, eager vs TFLite up to 0.03 px; homography entries 2e-3, flow
+    # 0.04 px, warped intensity 0.03 (at edges). So compare in pixels, at 0.1 px.
+    corners = [apply_np(actual["homography"].astype(float), PATCH_CORNERS)]
+    corners.append(apply_np(expected["homography"].astype(float), PATCH_CORNERS))
+    assert np.abs(corners[0] - corners[1]).max() < 0.1
+    assert np.abs(actual["flow"] - expected["flow"]).max() < 0.1
+    warped_difference = np.abs(actual["warped"] - expected["warped"])
+    assert warped_difference.mean() < 2e-3 and warped_difference.max() < 0.1
+    assert report.max_abs_diff["flow"] < 0.1
