@@ -111,9 +111,10 @@ def test_killed_export_leaves_previous_artefact_intact(sr_model, tmp_path):
         "import os, signal\n"
         "from keras_attn import export, models\n"
         "from keras_attn import _io\n"
-        "def dying_replace(source, target):\n"
+        "def dying_replace(*args):\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
         "_io.os.replace = dying_replace\n"
+        "_io._exchange = dying_replace  # the atomic folder swap (renameat2)\n"
         f"export.export_saved_model(models.build_model('sr_tiny_x2'), {str(path)!r})\n"
     )
     result = subprocess.run([sys.executable, "-c", code], check=False)
