@@ -255,12 +255,13 @@ def export_tflite(model, path, *args, **kwargs):
     return report
 package.export_tflite = export_tflite
 
-original_replace = os.replace
-def replace(source, target, *args, **kwargs):
-    original_replace(source, target, *args, **kwargs)
-    if pathlib.Path(source) == root / "swap_sm":  # the old folder has just been moved aside
-        pause("between_renames", pathlib.Path(target).parent)
-os.replace = replace
+original_exchange = _io._exchange
+def exchange(a, b):
+    swapped = original_exchange(a, b)
+    if pathlib.Path(b) == root / "swap_sm":  # swapped; the old folder is not yet deleted
+        pause("between_renames", pathlib.Path(a))
+    return swapped
+_io._exchange = exchange
 
 stages = [
     lambda: export.export_tflite(model, root / "m.tflite", output_names=["upscaled"]),
@@ -394,11 +395,17 @@ def test_killed_package_model_keeps_the_previous_folder(interrupted_writes):
 
 
 @pytest.mark.slow
-def test_killed_between_the_two_directory_renames_keeps_a_model_at_the_path(interrupted_writes):
+def test_killed_during_the_folder_swap_keeps_a_complete_model_at_the_path(interrupted_writes):
+    """Replacing a folder is one renameat2(RENAME_EXCHANGE): killed right after it (before the
+    old copy is deleted), the path holds the complete new SavedModel; before it, the old one
+    (the other tests). There is no moment with nothing, or half of something, at the path."""
     writes = interrupted_writes
     assert_killed_mid_write(writes, "between_renames")
-    assert (writes.root / "swap_sm").is_dir(), sorted(p.name for p in writes.root.iterdir())
-    assert snapshot(writes.root / "swap_sm") == writes.before["swap_sm"]
+    path = writes.root / "swap_sm"
+    assert path.is_dir(), sorted(p.name for p in writes.root.iterdir())
+    assert snapshot(path) != writes.before["swap_sm"]  # the new export, complete
+    served = tf.saved_model.load(str(path)).signatures["serving_default"]
+    assert "upscaled" in served.structured_outputs
 
 
 # --------------------------------------------------------------------------- tiled upscale
