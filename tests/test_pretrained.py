@@ -344,3 +344,12 @@ def test_shipped_aligner_agrees_in_every_format():
         tolerance = 1.0 if key == "fp16" else 0.1
         difference = np.abs(corners(np.asarray(homography)[0]) - corners(expected[0])).max()
         assert difference < tolerance, (key, difference)
+
+
+def test_no_lambda_layers_so_safe_mode_loading_works():
+    """Every shipped .keras loads under keras.saving.load_model's default safe_mode=True (what
+    pretrained.load uses) because no model contains a Lambda layer, nested models included."""
+    for entry in pretrained.list_models():
+        model = pretrained.load(entry["name"])
+        layers = list(model._flatten_layers(include_self=False, recursive=True))
+        assert layers and not [layer for layer in layers if isinstance(layer, keras.layers.Lambda)]
