@@ -36,22 +36,37 @@ def as_float_image(image, argument: str, channels: tuple[int, ...] = (1, 3)) -> 
             f"{argument} must have {' or '.join(map(str, channels))} channels. "
             f"Received: {argument}.shape={image.shape}"
         )
-    if image.dtype in _INTEGER_RANGES:
-        return image.astype("float32") / _INTEGER_RANGES[image.dtype]
-    if not np.issubdtype(image.dtype, np.floating):
+    return to_unit_float(image, argument)
+
+
+def to_unit_float(
+    array: np.ndarray,
+    argument: str,
+    integer_dtypes: tuple[str, ...] = ("uint8", "uint16"),
+    values: str = "pixels",
+) -> np.ndarray:
+    """float32 in [0, 1] from an integer array (divided by its dtype's maximum) or a float one.
+
+    Raises a one-line `ValueError` naming `argument` for other dtypes, NaN or Inf `values`, and
+    float values outside [0, 1]. Shared by the task helpers and `keras_attn.viz`.
+    """
+    dtypes = [np.dtype(name) for name in integer_dtypes]
+    if array.dtype in dtypes:
+        return array.astype("float32") / _INTEGER_RANGES[array.dtype]
+    if not np.issubdtype(array.dtype, np.floating):
         raise ValueError(
-            f"{argument} must be uint8, uint16 or float in [0, 1]. "
-            f"Received: {argument}.dtype={image.dtype}"
+            f"{argument} must be {', '.join(integer_dtypes)} or float in [0, 1]. "
+            f"Received: {argument}.dtype={array.dtype}"
         )
-    if not np.isfinite(image).all():
-        raise ValueError(f"{argument} contains NaN or Inf pixels.")
-    low, high = float(image.min()), float(image.max())
+    if not np.isfinite(array).all():
+        raise ValueError(f"{argument} contains NaN or Inf {values}.")
+    low, high = float(array.min()), float(array.max())
     if low < -1e-3 or high > 1.0 + 1e-3:
         raise ValueError(
             f"float {argument} must be in [0, 1]. Received values in [{low:g}, {high:g}] "
             "(pass uint8, or divide by 255)."
         )
-    return np.clip(image, 0.0, 1.0).astype("float32")
+    return np.clip(array, 0.0, 1.0).astype("float32")
 
 
 def to_model_input(image, argument: str) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:

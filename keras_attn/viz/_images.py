@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_attn.models._images import to_unit_float
+
 
 def as_float(array, argument: str) -> np.ndarray:
     """Returns `array` as float32 in [0, 1]: uint8 is divided by 255, floats are checked.
@@ -17,21 +19,7 @@ def as_float(array, argument: str) -> np.ndarray:
         raise ValueError(f"{argument} must be a numpy array. Received: {type(array)}") from error
     if array.size == 0:
         raise ValueError(f"{argument} is empty. Received: {argument}.shape={array.shape}")
-    if array.dtype == np.uint8:
-        return array.astype("float32") / 255.0
-    if not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(
-            f"{argument} must be uint8 or float in [0, 1]. Received: {argument}.dtype={array.dtype}"
-        )
-    if not np.isfinite(array).all():
-        raise ValueError(f"{argument} contains NaN or Inf values.")
-    low, high = float(array.min()), float(array.max())
-    if low < -1e-3 or high > 1.0 + 1e-3:
-        raise ValueError(
-            f"float {argument} must be in [0, 1]. Received values in [{low:g}, {high:g}] "
-            "(pass uint8, or divide by 255)."
-        )
-    return np.clip(array, 0.0, 1.0).astype("float32")
+    return to_unit_float(array, argument, integer_dtypes=("uint8",), values="values")
 
 
 def as_display_image(image, argument: str) -> np.ndarray:
