@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from keras_attn.data import bundled_photos  # noqa: F401  (registers the "bundled_photos" builder)
 from keras_attn.data.super_resolution import load_images
+from keras_attn.layers import _homography as hom  # the same Heckbert closed form as the model
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -77,28 +78,10 @@ def patch_corners(patch_size: int) -> tf.Tensor:
     return tf.constant([[0.0, 0.0], [last, 0.0], [last, last], [0.0, last]])
 
 
-def square_to_quad(corners: tf.Tensor) -> tf.Tensor:
-    """3x3 homography mapping the unit square onto the quadrilateral `corners` (Heckbert 1989)."""
-    x0, x1, x2, x3 = tf.unstack(corners[:, 0])
-    y0, y1, y2, y3 = tf.unstack(corners[:, 1])
-    dx1, dx2, dx3 = x1 - x2, x3 - x2, x0 - x1 + x2 - x3
-    dy1, dy2, dy3 = y1 - y2, y3 - y2, y0 - y1 + y2 - y3
-    det = dx1 * dy2 - dx2 * dy1
-    g = (dx3 * dy2 - dx2 * dy3) / det
-    h = (dx1 * dy3 - dx3 * dy1) / det
-    return tf.reshape(
-        tf.stack(
-            [x1 - x0 + g * x1, x3 - x0 + h * x3, x0, y1 - y0 + g * y1, y3 - y0 + h * y3, y0]
-            + [g, h, tf.ones_like(g)]
-        ),
-        (3, 3),
-    )
-
-
 def corners_to_homography(corners: tf.Tensor, patch_size: int) -> tf.Tensor:
     """Moving->fixed homography taking the patch corners to `corners` `(4, 2)`."""
     scale = 1.0 / float(patch_size - 1)
-    return square_to_quad(corners) @ tf.linalg.diag([scale, scale, 1.0])
+    return hom.square_to_quad(corners[None])[0] @ tf.linalg.diag([scale, scale, 1.0])
 
 
 def sample_bilinear(image: tf.Tensor, xy: tf.Tensor) -> tf.Tensor:
