@@ -224,12 +224,14 @@ def alignment_dataset(
         return pairs.map(lambda s: make_pair(image, s, config))
 
     if training:
-        images = images.repeat().shuffle(config.shuffle_buffer, seed=config.seed)
+        images = images.repeat().shuffle(
+            config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=False
+        )
         randoms = tf.data.Dataset.random(seed=config.seed).batch(2)
         numbered = tf.data.Dataset.zip((tf.data.Dataset.counter(), images, randoms))
         pairs = numbered.interleave(
             pairs_from, cycle_length=4, num_parallel_calls=AUTOTUNE, deterministic=True
-        ).shuffle(config.shuffle_buffer * 4, seed=config.seed)
+        ).shuffle(config.shuffle_buffer * 4, seed=config.seed, reshuffle_each_iteration=False)
     else:
         numbered = images.enumerate().map(
             lambda i, image: (

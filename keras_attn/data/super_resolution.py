@@ -154,7 +154,9 @@ def super_resolution_dataset(
 
     images = images.map(to_float, num_parallel_calls=AUTOTUNE)
     if training:
-        images = images.repeat().shuffle(config.shuffle_buffer, seed=config.seed)
+        images = images.repeat().shuffle(
+            config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=False
+        )
         randoms = tf.data.Dataset.random(seed=config.seed).batch(2)
         patches = tf.data.Dataset.zip((images, randoms)).map(
             lambda image, seed: _augment(image, seed, config.patch_size),

@@ -4,6 +4,11 @@
 trains with per-epoch backups in `output_dir/backup/` (so the same call after a crash resumes from
 the last completed epoch, optimizer state and schedule included), logs every epoch to
 `output_dir/history.csv`, and writes the final model to `output_dir/model.keras` atomically.
+
+Under a `tf.distribute` strategy (`keras_attn.training.distribute.make_strategy`; build the model
+in `strategy.scope()`) it runs `model.fit` where that works and the `strategy.run` loop of
+`distribute.custom_fit` where it does not (multi-worker, or XLA with several replicas); both write
+the same files, and only the chief writes them.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import keras
 import tensorflow as tf
 
 from keras_attn._io import atomic_path
+from keras_attn.training import distribute
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +103,8 @@ def fit(
     metrics=(),
     validation_data=None,
     callbacks=(),
+    strategy=None,
+    loop: str = "auto",
 ) -> keras.callbacks.History:
     """Compiles and trains `model`, resuming from `output_dir` when it holds a backup.
 
@@ -108,11 +116,23 @@ def fit(
         loss: a loss name or instance.
         metrics: metrics to compile with.
         validation_data: evaluated after every epoch when given.
-        callbacks: extra Keras callbacks.
+        callbacks: extra Keras callbacks (`model.fit` loop only).
+        strategy: the `tf.distribute.Strategy` the model was built under (None: the current
+            one). `train_data` yields global batches (see `distribute`).
+        loop: `"auto"` (`model.fit` unless `distribute.needs_custom_loop`), `"fit"` or
+            `"custom"` (the `strategy.run` loop).
 
     Returns:
         The Keras `History` of this call (the epochs it ran).
     """
+    if loop not in ("auto", "fit", "custom"):
+        raise ValueError(f"loop must be 'auto', 'fit' or 'custom'. Received: {loop!r}")
+    strategy = strategy or tf.distribute.get_strategy()
+    custom = loop == "custom" or (
+        loop == "auto" and distribute.needs_custom_loop(strategy, config.jit_compile)
+    )
+    if custom and callbacks:
+        raise ValueError("callbacks only run in the model.fit loop (loop='fit')")
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     done = completed_epochs(output_dir)
@@ -128,12 +148,27 @@ def fit(
             # sees the same batches as an uninterrupted one (bitwise equal here).
             train_data = train_data.skip(done * config.steps_per_epoch)
 
-    model.compile(
-        optimizer=make_optimizer(config),
-        loss=loss,
-        metrics=list(metrics),
-        jit_compile=config.jit_compile,
-    )
+    if custom:
+        with strategy.scope():
+            optimizer = make_optimizer(config)
+        return distribute.custom_fit(
+            model,
+            train_data,
+            output_dir=output_dir,
+            config=config,
+            optimizer=optimizer,
+            loss=loss,
+            metrics=metrics,
+            validation_data=validation_data,
+            strategy=strategy,
+        )
+    with strategy.scope():
+        model.compile(
+            optimizer=make_optimizer(config),
+            loss=loss,
+            metrics=list(metrics),
+            jit_compile=config.jit_compile,
+        )
     history = model.fit(
         train_data,
         epochs=config.epochs,

@@ -26,7 +26,7 @@ from keras_attn import data
 from keras_attn._io import atomic_path
 from keras_attn.data import classification
 from keras_attn.models import registry
-from keras_attn.training import aligner_recipe
+from keras_attn.training import aligner_recipe, distribute
 from keras_attn.training import fit as training
 from keras_attn.training.losses import get_loss
 from keras_attn.training.metrics import PSNRY, SSIMY, psnr_y
@@ -58,6 +58,8 @@ class SuperResolutionRecipe:
     jit: bool = False
     mixed_precision: bool = False
     init_from: str | None = None
+    strategy: str = "default"
+    logical_cpus: int | None = None
     seed: int = 0
     verbose: int | str = "auto"
 
@@ -81,6 +83,8 @@ class ClassifierRecipe:
     label_smoothing: float = 0.0
     jit: bool = False
     mixed_precision: bool = False
+    strategy: str = "default"
+    logical_cpus: int | None = None
     seed: int = 0
     verbose: int | str = "auto"
 
@@ -116,10 +120,29 @@ def _add_common(parser: argparse.ArgumentParser, defaults, *, learning_rate_help
     parser.add_argument(
         "--mixed-precision", action="store_true", help="train with the mixed_float16 policy"
     )
+    add_distribution_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--output", required=True, help="output folder (resumes if it has a run)")
     parser.add_argument(
         "--verbose", type=verbosity, default="auto", help="Keras verbosity: auto, 0, 1, 2"
+    )
+
+
+def add_distribution_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--strategy` and `--logical-cpus`, shared by every `train` family."""
+    parser.add_argument(
+        "--strategy",
+        default="default",
+        choices=distribute.STRATEGIES,
+        help="tf.distribute strategy: default (one device), mirrored (all GPUs of this machine), "
+        "multiworker (one process per machine, cluster from TF_CONFIG), tpu. --batch-size is "
+        "the global batch, split evenly over all replicas",
+    )
+    parser.add_argument(
+        "--logical-cpus",
+        type=int,
+        default=None,
+        help="split the CPU into this many logical devices (try --strategy mirrored without GPUs)",
     )
 
 
@@ -175,9 +198,14 @@ def add_classifier_arguments(parser: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- shared run logic
 
 
-def _run(recipe, command: str, body: Callable[[pathlib.Path], dict]) -> dict:
-    """Seeds, applies the precision policy (restored afterwards), runs `body`, and writes
-    `metrics.json` with the command and the wall time of this call."""
+def _run(recipe, command: str, body: Callable[[pathlib.Path, object], dict]) -> dict:
+    """Creates the strategy (first: multi-worker collectives must be set up before anything
+    else touches TensorFlow), seeds, applies the precision policy (restored afterwards), runs
+    `body(output, strategy)`, and writes `metrics.json` with the command and the wall time of
+    this call (the chief only)."""
+    strategy = distribute.make_strategy(recipe.strategy, logical_cpus=recipe.logical_cpus)
+    distribute.per_replica_batch_size(recipe.batch_size, strategy)
+    print(distribute.describe(strategy))
     keras.utils.set_random_seed(recipe.seed)
     output = pathlib.Path(recipe.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -186,13 +214,16 @@ def _run(recipe, command: str, body: Callable[[pathlib.Path], dict]) -> dict:
     if recipe.mixed_precision:
         keras.config.set_dtype_policy("mixed_float16")
     try:
-        results = body(output)
+        results = body(output, strategy)
         summary = {"model": results.pop("model"), "command": command, **results}
+        summary["strategy"] = recipe.strategy
+        summary["replicas"] = strategy.num_replicas_in_sync
     finally:
         keras.config.set_dtype_policy(previous_policy)
     summary["wall_time_s_this_call"] = round(time.time() - started, 1)
-    with atomic_path(output / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=1))
+    if distribute.is_chief(strategy):
+        with atomic_path(output / "metrics.json") as tmp:
+            tmp.write_text(json.dumps(summary, indent=1))
     return summary
 
 
@@ -224,7 +255,7 @@ def train_super_resolution(recipe: SuperResolutionRecipe, *, command: str = "") 
     default, PSNR-Y / SSIM-Y on the validation tiles after every epoch; resumable. Writes
     `model.keras`, `history.csv` and `metrics.json` into `recipe.output`; returns the metrics."""
 
-    def body(output: pathlib.Path) -> dict:
+    def body(output: pathlib.Path, strategy) -> dict:
         # Data
         def load(split, training_mode):
             return data.super_resolution_dataset(
@@ -244,7 +275,8 @@ def train_super_resolution(recipe: SuperResolutionRecipe, *, command: str = "") 
         print(f"bicubic PSNR-Y on {recipe.val_split}: {baseline:.3f} dB")
 
         # Model
-        model = registry.build_model(f"{recipe.model}_x{recipe.scale}")
+        with strategy.scope():
+            model = registry.build_model(f"{recipe.model}_x{recipe.scale}")
         if recipe.init_from and training.completed_epochs(output) == 0:
             source = keras.saving.load_model(recipe.init_from)
             skipped = training.transfer_weights(source, model)
@@ -260,10 +292,16 @@ def train_super_resolution(recipe: SuperResolutionRecipe, *, command: str = "") 
             loss=get_loss(recipe.loss),
             metrics=[PSNRY(border=recipe.scale), SSIMY(border=recipe.scale)],
             validation_data=val_data,
+            strategy=strategy,
         )
 
-        # Evaluate
-        results = model.evaluate(val_data, verbose=0, return_dict=True)
+        # Evaluate (on this process alone: the same numbers on every worker)
+        results = distribute.evaluate(
+            model,
+            val_data,
+            get_loss(recipe.loss),
+            [PSNRY(border=recipe.scale), SSIMY(border=recipe.scale)],
+        )
         return {
             "model": f"{recipe.model}_x{recipe.scale}",
             "dataset": recipe.dataset,
@@ -322,7 +360,7 @@ def train_classifier(recipe: ClassifierRecipe, *, command: str = "") -> dict:
     dataset allows them), accuracy on the held-out split after every epoch; resumable. Writes
     `model.keras`, `history.csv` and `metrics.json` into `recipe.output`; returns the metrics."""
 
-    def body(output: pathlib.Path) -> dict:
+    def body(output: pathlib.Path, strategy) -> dict:
         # Data: the model's channel count comes from the preset; the pipeline converts.
         channels = registry.get_spec(recipe.model).defaults.get("input_shape", (None, None, 3))[-1]
         num_classes = classification.num_classes(recipe.dataset, recipe.data_dir)
@@ -354,11 +392,12 @@ def train_classifier(recipe: ClassifierRecipe, *, command: str = "") -> dict:
         test_data = load(recipe.test_split, False).map(targets)
 
         # Model: float32 softmax probabilities (the losses take probabilities).
-        model = registry.build_model(
-            recipe.model,
-            input_shape=(recipe.image_size, recipe.image_size, channels),
-            num_classes=num_classes,
-        )
+        with strategy.scope():
+            model = registry.build_model(
+                recipe.model,
+                input_shape=(recipe.image_size, recipe.image_size, channels),
+                num_classes=num_classes,
+            )
 
         # Train
         config = _train_config(recipe, steps_per_epoch)
@@ -370,10 +409,11 @@ def train_classifier(recipe: ClassifierRecipe, *, command: str = "") -> dict:
             loss=loss,
             metrics=[accuracy],
             validation_data=test_data,
+            strategy=strategy,
         )
 
-        # Evaluate
-        results = model.evaluate(test_data, verbose=0, return_dict=True)
+        # Evaluate (on this process alone: the same numbers on every worker)
+        results = distribute.evaluate(model, test_data, loss, [accuracy])
         test_size = sum(int(tf.shape(labels)[0]) for _, labels in test_data)
         return {
             "model": recipe.model,
