@@ -455,6 +455,13 @@ CLI_CASES = [
         "no_such_dataset",
         marks=LONG_TFDS_LINE,
     ),
+    ("train-unknown-strategy", "train sr --strategy horovod --output {out}", "'horovod'"),
+    ("train-logical-cpus-0", "train sr --logical-cpus 0 --output {out}", "logical_cpus"),
+    (
+        "train-aligner-logical-cpus-after-start",  # TF already runs with 1 CPU in this process
+        "train aligner --strategy mirrored --logical-cpus 2 --output {out}",
+        "already initialised with 1",
+    ),
     ("unknown-command", "frobnicate --output {out}", "invalid choice: 'frobnicate'"),
 ]
 
