@@ -9,7 +9,8 @@ of both patches (gain, bias, gamma, noise; `photometric=1.0`).
 
 Methods: identity; OpenCV ECC (`cv2.findTransformECC`, MOTION_HOMOGRAPHY) run coarse-to-fine
 over a 3-level pyramid; SIFT and ORB keypoints + ratio test + RANSAC (`cv2.findHomography`);
-every model given with `--model LABEL=PATH` (`.keras` in Keras, `.tflite` in LiteRT).
+every model given with `--model LABEL=PATH` (`.keras` in Keras, `.tflite` in LiteRT), and with
+`--refine` each `.keras` model again through `keras_attn.models.align(..., refine=True)`.
 
 Reported per method: mean and median corner error (px, mean over the 4 corners of where the
 estimated vs the true moving->fixed homography puts the moving patch's corners), % of pairs over
@@ -110,12 +111,16 @@ def _features(detector, norm, ratio: float = 0.8):
     return estimate
 
 
-def keras_aligner(path):
+def keras_aligner(path, refine: bool = False):
     import keras
+
+    from keras_attn.models import align
 
     model = keras.saving.load_model(path)
 
     def estimate(moving, fixed):
+        if refine:  # keras_attn.models.align(refine=True): a second pass, kept if NCC improves
+            return align(model, moving, fixed, refine=True)["homography"]
         out = model.predict_on_batch({"moving": moving[None], "fixed": fixed[None]})
         return out["homography"][0]
 
@@ -154,6 +159,11 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--model", action="append", default=[], help="LABEL=PATH of a .keras or .tflite aligner"
     )
+    parser.add_argument(
+        "--refine",
+        action="store_true",
+        help="also run every .keras model through align(refine=True) (row LABEL+refine)",
+    )
     parser.add_argument("--no-classical", action="store_true", help="skip the OpenCV methods")
     parser.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated")
     parser.add_argument("--json", help="also write the results here")
@@ -172,6 +182,8 @@ def main(argv=None) -> int:
         if not path:
             parser.error(f"--model takes LABEL=PATH. Received: {spec!r}")
         methods[label] = tflite_aligner(path) if path.endswith(".tflite") else keras_aligner(path)
+        if args.refine and not path.endswith(".tflite"):
+            methods[f"{label}+refine"] = keras_aligner(path, refine=True)
 
     results = {}
     for name in args.conditions.split(","):

