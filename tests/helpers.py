@@ -157,3 +157,16 @@ def run_layer_test(
         (tflite_output, *_), ops = tflite_outputs(fixed_model, arrays)
         assert not any(op.startswith("Flex") for op in ops), ops
         np.testing.assert_allclose(tflite_output, output, atol=tflite_tolerance, rtol=0)
+
+
+def load_script(path, name: str):
+    """Imports a script (e.g. `benchmarks/training.py`) as module `name`; registered in
+    `sys.modules` because dataclasses resolve annotations through it."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

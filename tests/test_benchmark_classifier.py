@@ -1,37 +1,23 @@
 """benchmarks/classifier.py: variant parsing, width matching, the table, and a tiny full run."""
 
-import importlib.util
 import pathlib
-import sys
 
 import pytest
 
-from keras_attn.data import digits
+from tests.data.test_classification import digits_dir  # noqa: F401  (session fixture)
+from tests.helpers import load_script
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BUDGET = 78_426  # plain classifier_digits layout at widths (16, 32, 64)
 
 
 def load_benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "benchmark_classifier", ROOT / "benchmarks" / "classifier.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "benchmarks" / "classifier.py", "benchmark_classifier")
 
 
 @pytest.fixture(scope="module")
 def benchmark():
     return load_benchmark()
-
-
-@pytest.fixture(scope="module")
-def digits_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tfds_digits")
-    digits.BundledDigits(data_dir=str(directory)).download_and_prepare()
-    return str(directory)
 
 
 def test_parse_variant(benchmark):
@@ -97,7 +83,7 @@ def test_table_flags_variants_outside_the_parameter_tolerance(benchmark):
     assert "n/a (not matched)" in nonlocal_row
 
 
-def tiny_settings(benchmark, digits_dir, **overrides):
+def tiny_settings(benchmark, digits_dir, **overrides):  # noqa: F811
     return benchmark.Settings(
         **{
             "variants": ("plain",),
@@ -113,7 +99,7 @@ def tiny_settings(benchmark, digits_dir, **overrides):
     )
 
 
-def test_tiny_run_trains_and_evaluates_on_the_whole_test_split(benchmark, digits_dir):
+def test_tiny_run_trains_and_evaluates_on_the_whole_test_split(benchmark, digits_dir):  # noqa: F811
     results = benchmark.run_benchmark(tiny_settings(benchmark, digits_dir))
     plain = results["variants"]["plain"]
     assert results["budget"]["params"] == BUDGET and results["steps_per_epoch"] == 2
@@ -130,7 +116,7 @@ def test_tiny_run_trains_and_evaluates_on_the_whole_test_split(benchmark, digits
 
 
 @pytest.mark.slow
-def test_throughput_compiles_the_train_step_with_xla_when_asked(benchmark, digits_dir):
+def test_throughput_compiles_the_train_step_with_xla_when_asked(benchmark, digits_dir):  # noqa: F811
     settings = tiny_settings(benchmark, digits_dir, throughput_steps=2, throughput_warmup=1)
     timing = benchmark.training_throughput(None, (16, 32, 64), 0, settings, jit=True)
     assert timing["jit_compile_requested"] and timing["jit_compile_used"]

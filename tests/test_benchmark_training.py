@@ -1,39 +1,25 @@
 """benchmarks/training.py: a failing case becomes a table cell, and a tiny classifier run."""
 
-import importlib.util
 import json
 import math
 import pathlib
-import sys
 
 import keras
 import pytest
 
-from keras_attn.data import digits
+from tests.data.test_classification import digits_dir  # noqa: F401  (session fixture)
+from tests.helpers import load_script
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def load_benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "benchmark_training", ROOT / "benchmarks" / "training.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "benchmarks" / "training.py", "benchmark_training")
 
 
 @pytest.fixture(scope="module")
 def benchmark():
     return load_benchmark()
-
-
-@pytest.fixture(scope="module")
-def digits_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tfds_digits")
-    digits.BundledDigits(data_dir=str(directory)).download_and_prepare()
-    return str(directory)
 
 
 def test_a_failing_case_is_reported_with_its_first_line_and_the_policy_restored(benchmark):
@@ -65,7 +51,10 @@ def test_default_is_the_fastest_case_that_ran(benchmark):
 
 
 def test_quick_classifier_run_writes_the_table_and_every_number(
-    benchmark, digits_dir, tmp_path, capsys
+    benchmark,
+    digits_dir,  # noqa: F811
+    tmp_path,
+    capsys,
 ):
     path = tmp_path / "training.json"
     argv = ["--quick", "--xla", "off", "--data-dir", digits_dir, "--json", str(path)]

@@ -1,19 +1,15 @@
 """benchmarks/zoo_latency.py on the shipped classifier (the smallest model), one timed run."""
 
-import importlib.util
 import json
 import pathlib
+
+from tests.helpers import load_script
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def load_benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "zoo_latency", REPO / "benchmarks" / "zoo_latency.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "benchmarks" / "zoo_latency.py", "zoo_latency")
 
 
 def test_zoo_latency_times_keras_and_every_tflite_variant(tmp_path, capsys):
