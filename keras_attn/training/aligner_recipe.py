@@ -50,9 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mixed-precision", action="store_true", help="train with the mixed_float16 policy"
     )
-    from keras_attn.training.recipes import add_distribution_arguments  # recipes imports us
-
-    add_distribution_arguments(parser)
+    distribute.add_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--output", required=True, help="output folder (resumes if it has a run)")
     parser.add_argument("--verbose", default="auto", help="Keras verbosity: auto, 0, 1, 2")
@@ -61,11 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def train_aligner(args: argparse.Namespace, command: str | None = None) -> dict:
     """Trains (or resumes) an aligner as `args` says; writes `model.keras` and `metrics.json`."""
     # the strategy first: multi-worker collectives must be set up before TensorFlow starts
-    strategy = distribute.make_strategy(
-        getattr(args, "strategy", "default"), logical_cpus=getattr(args, "logical_cpus", None)
+    strategy = distribute.start(
+        getattr(args, "strategy", "default"), getattr(args, "logical_cpus", None), args.batch_size
     )
-    distribute.per_replica_batch_size(args.batch_size, strategy)
-    print(distribute.describe(strategy))
     verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
     keras.utils.set_random_seed(args.seed)
     output = pathlib.Path(args.output)

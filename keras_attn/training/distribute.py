@@ -23,6 +23,7 @@ optimizer sums the gradients over replicas (Keras's own `scale_loss_for_distribu
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -186,6 +187,33 @@ def describe(strategy) -> str:
     elif name == "_DefaultDistributionStrategy":
         name = "default strategy"
     return f"{name}: {strategy.num_replicas_in_sync} replica(s){workers}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--strategy` and `--logical-cpus`, shared by every `train` family."""
+    parser.add_argument(
+        "--strategy",
+        default="default",
+        choices=STRATEGIES,
+        help="tf.distribute strategy: default (one device), mirrored (all GPUs of this machine), "
+        "multiworker (one process per machine, cluster from TF_CONFIG), tpu. --batch-size is "
+        "the global batch, split evenly over all replicas",
+    )
+    parser.add_argument(
+        "--logical-cpus",
+        type=int,
+        default=None,
+        help="split the CPU into this many logical devices (try --strategy mirrored without GPUs)",
+    )
+
+
+def start(name: str, logical_cpus: int | None, global_batch_size: int):
+    """The strategy of the `train` flags, after checking the global batch divides over its
+    replicas; prints one line saying what runs where."""
+    strategy = make_strategy(name, logical_cpus=logical_cpus)
+    per_replica_batch_size(global_batch_size, strategy)
+    print(describe(strategy))
+    return strategy
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -120,29 +120,11 @@ def _add_common(parser: argparse.ArgumentParser, defaults, *, learning_rate_help
     parser.add_argument(
         "--mixed-precision", action="store_true", help="train with the mixed_float16 policy"
     )
-    add_distribution_arguments(parser)
+    distribute.add_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--output", required=True, help="output folder (resumes if it has a run)")
     parser.add_argument(
         "--verbose", type=verbosity, default="auto", help="Keras verbosity: auto, 0, 1, 2"
-    )
-
-
-def add_distribution_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--strategy` and `--logical-cpus`, shared by every `train` family."""
-    parser.add_argument(
-        "--strategy",
-        default="default",
-        choices=distribute.STRATEGIES,
-        help="tf.distribute strategy: default (one device), mirrored (all GPUs of this machine), "
-        "multiworker (one process per machine, cluster from TF_CONFIG), tpu. --batch-size is "
-        "the global batch, split evenly over all replicas",
-    )
-    parser.add_argument(
-        "--logical-cpus",
-        type=int,
-        default=None,
-        help="split the CPU into this many logical devices (try --strategy mirrored without GPUs)",
     )
 
 
@@ -203,9 +185,7 @@ def _run(recipe, command: str, body: Callable[[pathlib.Path, object], dict]) -> 
     else touches TensorFlow), seeds, applies the precision policy (restored afterwards), runs
     `body(output, strategy)`, and writes `metrics.json` with the command and the wall time of
     this call (the chief only)."""
-    strategy = distribute.make_strategy(recipe.strategy, logical_cpus=recipe.logical_cpus)
-    distribute.per_replica_batch_size(recipe.batch_size, strategy)
-    print(distribute.describe(strategy))
+    strategy = distribute.start(recipe.strategy, recipe.logical_cpus, recipe.batch_size)
     keras.utils.set_random_seed(recipe.seed)
     output = pathlib.Path(recipe.output)
     output.mkdir(parents=True, exist_ok=True)
