@@ -462,6 +462,16 @@ CLI_CASES = [
         "train aligner --strategy mirrored --logical-cpus 2 --output {out}",
         "already initialised with 1",
     ),
+    (
+        "train-aligner-init-from-missing",
+        "train aligner --init-from {out}/nope.keras --output {out}",
+        "--init-from must be an existing .keras file",
+    ),
+    (
+        "train-aligner-init-from-corrupt",
+        "train aligner --init-from {bad_keras} --output {out}",
+        "is not a readable Keras model",
+    ),
     ("unknown-command", "frobnicate --output {out}", "invalid choice: 'frobnicate'"),
 ]
 

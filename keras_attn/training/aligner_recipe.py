@@ -21,6 +21,7 @@ from keras_attn import data, models
 from keras_attn._io import atomic_path
 from keras_attn.training import distribute
 from keras_attn.training import fit as training
+from keras_attn.models.aligner import transfer_aligner_weights
 from keras_attn.training.alignment import CornerLoss, MeanCornerError
 
 
@@ -51,9 +52,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--mixed-precision", action="store_true", help="train with the mixed_float16 policy"
     )
     distribute.add_arguments(parser)
+    parser.add_argument(
+        "--init-from",
+        help="a trained .keras aligner to start from (each iteration from the one at its stride)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--output", required=True, help="output folder (resumes if it has a run)")
     parser.add_argument("--verbose", default="auto", help="Keras verbosity: auto, 0, 1, 2")
+
+
+def _load_aligner(path) -> keras.Model:
+    """The `--init-from` model, or one clear error."""
+    path = pathlib.Path(path)
+    if path.suffix != ".keras" or not path.is_file():
+        raise ValueError(f"--init-from must be an existing .keras file. Received: {str(path)!r}")
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:  # a truncated or foreign file: one line, not Keras's traceback
+        raise ValueError(
+            f"--init-from {str(path)!r} is not a readable Keras model "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+        ) from None
 
 
 def train_aligner(args: argparse.Namespace, command: str | None = None) -> dict:
@@ -78,6 +97,10 @@ def train_aligner(args: argparse.Namespace, command: str | None = None) -> dict:
     try:
         with strategy.scope():
             model = models.build_model(args.model, return_corners=True)
+        init_from = getattr(args, "init_from", None)
+        if init_from and training.completed_epochs(output) == 0:
+            skipped = transfer_aligner_weights(_load_aligner(init_from), model)
+            print(f"initialised from {init_from}; not transferred: {skipped}")
         return _train(args, command, strategy, model, output, verbose, mixed)
     finally:
         keras.config.set_dtype_policy(previous_policy)
@@ -151,6 +174,7 @@ def _train(args, command, strategy, model, output, verbose, mixed) -> dict:
         "batch_size": args.batch_size,
         "max_shift": args.max_shift,
         "photometric": args.photometric,
+        "init_from": getattr(args, "init_from", None),
         "mixed_precision": mixed,
         "strategy": getattr(args, "strategy", "default"),
         "replicas": strategy.num_replicas_in_sync,

@@ -322,3 +322,48 @@ def test_tflite_export_matches_keras(model, tmp_path):
     warped_difference = np.abs(actual["warped"] - expected["warped"])
     assert warped_difference.mean() < 2e-3 and warped_difference.max() < 0.1
     assert report.max_abs_diff["flow"] < 0.1
+
+
+def test_transfer_aligner_weights_maps_each_iteration_to_the_source_one_at_its_stride():
+    from keras_attn.models.aligner import transfer_aligner_weights
+
+    keras.utils.set_random_seed(1)
+    kwargs = {"input_shape": (64, 64, 1), "widths": (8, 8, 8, 16)}
+    source = aligner(levels=((8, None), (2, 2)), name="source", **kwargs)
+    target = aligner(levels=((8, None), (4, 3), (2, 2), (2, 1)), name="target", **kwargs)
+    skipped = transfer_aligner_weights(source, target)
+
+    # stride 4 is not in the source: that iteration keeps its initial weights
+    assert sorted(skipped) == [f"target_iter2_{n}" for n in sorted(CONFIDENCE_AND_MATCH)]
+    for target_iter, source_iter in ((1, 1), (3, 2), (4, 2)):  # iteration 4 reuses the last
+        for suffix in CONFIDENCE_AND_MATCH:
+            got = target.get_layer(f"target_iter{target_iter}_{suffix}").get_weights()
+            want = source.get_layer(f"source_iter{source_iter}_{suffix}").get_weights()
+            assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+    for got, want in zip(
+        target.get_layer("target_encoder").get_weights(),
+        source.get_layer("source_encoder").get_weights(),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(got, want)
+
+    # the same levels: the copy computes exactly what the source does
+    copy = aligner(levels=((8, None), (2, 2)), name="copy", **kwargs)
+    assert transfer_aligner_weights(source, copy) == []
+    moving, fixed = photo_pair()
+    batch = {"moving": moving, "fixed": fixed}
+    np.testing.assert_array_equal(
+        np.asarray(copy(batch)["homography"]), np.asarray(source(batch)["homography"])
+    )
+
+
+CONFIDENCE_AND_MATCH = ("match", "confidence_hidden", "confidence_gate")
+
+
+def test_transfer_aligner_weights_refuses_a_model_that_is_not_an_aligner():
+    from keras_attn.models.aligner import transfer_aligner_weights
+
+    target = models.build_model("aligner_tiny")
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="built by keras_attn.models.aligner"):
+        transfer_aligner_weights(other, target)
