@@ -448,3 +448,25 @@ def test_refined_flow_and_warped_follow_the_kept_homography(refined_runs):
         result["flow"], homography_flow(result["homography"], (128, 128)), atol=1e-3
     )
     assert result["warped"].shape[:2] == (128, 128)
+
+
+def test_train_aligner_starts_from_another_aligner_and_writes_an_exportable_model(
+    tiny, photos_dir, tmp_path, capsys  # noqa: F811
+):
+    _, source = tiny
+    output = tmp_path / "run"
+    argv = [
+        *("train", "aligner", "--model", "aligner_tiny", "--epochs", "1"),
+        *("--steps-per-epoch", "2", "--batch-size", "2", "--val-pairs-per-image", "1"),
+        *("--no-jit", "--data-dir", photos_dir, "--verbose", "0"),
+        *("--init-from", source, "--output", output),
+    ]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and f"initialised from {source}; not transferred: []" in out
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["command"].startswith("keras-attn train aligner --model aligner_tiny")
+    assert metrics["init_from"] == str(source) and metrics["steps"] == 2
+    assert metrics["val_pairs"] == 5 and np.isfinite(metrics["val_mace_px"])
+    trained = keras.saving.load_model(output / "model.keras")
+    assert sorted(trained.output) == ["flow", "homography", "warped"]  # exportable, no corners
+

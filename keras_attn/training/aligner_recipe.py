@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="bundled_photos", help="tfds image dataset name")
     parser.add_argument("--train-split", default="train", help="tfds split to train on")
     parser.add_argument("--val-split", default="validation", help="tfds split to validate on")
+    parser.add_argument("--data-dir", help="tfds data directory (None: tfds's own)")
     parser.add_argument("--epochs", type=int, default=30, help="epochs")
     parser.add_argument("--steps-per-epoch", type=int, default=100, help="steps per epoch")
     parser.add_argument("--batch-size", type=int, default=8, help="pairs per batch")
@@ -123,6 +124,7 @@ def _train(args, command, strategy, model, output, verbose, mixed) -> dict:
             photometric=photometric,
             pairs_per_image=pairs_per_image,
             seed=args.seed,
+            data_dir=getattr(args, "data_dir", None),
         )
         return dataset.map(lambda x, y: (x, {"corners": y["corners"]}))
 
