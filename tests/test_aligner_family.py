@@ -451,7 +451,10 @@ def test_refined_flow_and_warped_follow_the_kept_homography(refined_runs):
 
 
 def test_train_aligner_starts_from_another_aligner_and_writes_an_exportable_model(
-    tiny, photos_dir, tmp_path, capsys  # noqa: F811
+    tiny,
+    photos_dir,
+    tmp_path,
+    capsys,  # noqa: F811
 ):
     _, source = tiny
     output = tmp_path / "run"
@@ -469,4 +472,3 @@ def test_train_aligner_starts_from_another_aligner_and_writes_an_exportable_mode
     assert metrics["val_pairs"] == 5 and np.isfinite(metrics["val_mace_px"])
     trained = keras.saving.load_model(output / "model.keras")
     assert sorted(trained.output) == ["flow", "homography", "warped"]  # exportable, no corners
-
