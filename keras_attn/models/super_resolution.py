@@ -148,7 +148,8 @@ def _sr_preset(size: str, **preset):
 
 _sr_preset("sr_tiny", channels=16, num_groups=1, blocks_per_group=2)
 _sr_preset("sr_small", channels=32, num_groups=2, blocks_per_group=4)
-# 6 blocks instead of 8: TFLite latency below the EDSR-small reference (32 ch, 8 blocks)
+# 6 blocks instead of 8: the shipped x2 model; trained by the same steps it matched sr_small's
+# held-out PSNR with 21 % fewer MACs (README, "Super-resolution")
 _sr_preset("sr_fast", channels=32, num_groups=2, blocks_per_group=3)
 _sr_preset("sr_base", channels=48, num_groups=3, blocks_per_group=5, attention="self")
 

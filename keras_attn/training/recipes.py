@@ -135,7 +135,10 @@ def add_super_resolution_arguments(parser: argparse.ArgumentParser) -> None:
         "--scale", type=int, default=defaults.scale, choices=[2, 3, 4], help="upscaling factor"
     )
     parser.add_argument(
-        "--model", default=defaults.model, help="preset: sr_tiny, sr_small, sr_base"
+        "--model",
+        default=defaults.model,
+        help="preset: sr_tiny, sr_fast (the shipped x2), sr_small (the shipped x3/x4), sr_base; "
+        "or a benchmark reference: espcn, espcn_skip, edsr_small, edsr_small_skip",
     )
     parser.add_argument("--val-split", default=defaults.val_split, help="split to validate on")
     parser.add_argument(
