@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--jit",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="compile the train step with XLA (1.4x faster for this model on a 2-core CPU: "
+        help="compile the train step with XLA (1.5x faster for this model on a 2-core CPU: "
         "benchmarks/training.py)",
     )
     parser.add_argument(
