@@ -16,35 +16,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import io
 import os
+import pathlib
 import statistics
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-import keras_attn  # noqa: E402,F401  (registers the layers before loading .keras files)
 
 
-def interpreter_for(model: keras.Model, size: int, threads: int):
-    from ai_edge_litert.interpreter import Interpreter
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints every captured var
-        content = converter.convert()
-    interpreter = Interpreter(model_content=content, num_threads=threads)
-    detail = interpreter.get_input_details()[0]
-    interpreter.resize_tensor_input(detail["index"], (1, size, size, 3))
-    interpreter.allocate_tensors()
-    x = np.random.default_rng(0).uniform(size=(1, size, size, 3)).astype("float32")
-    interpreter.set_tensor(detail["index"], x)
-    interpreter.invoke()  # warm-up
-    return interpreter
+def _sr_benchmark():
+    """benchmarks/super_resolution.py, whose TFLite conversion and timing input this reuses."""
+    path = pathlib.Path(__file__).resolve().parent / "super_resolution.py"
+    spec = importlib.util.spec_from_file_location("sr_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main(argv=None) -> int:
@@ -58,6 +48,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=20, help="invokes per model per round")
     parser.add_argument("--threads", type=int, default=2, help="LiteRT threads")
     args = parser.parse_args(argv)
+    tflite_interpreter = _sr_benchmark().tflite_interpreter
     interpreters = {}
     for item in args.model:
         label, sep, path = item.partition("=")
@@ -66,7 +57,8 @@ def main(argv=None) -> int:
         if not os.path.isfile(path):
             parser.error(f"--model {label}: {path!r} does not exist")
         model = keras.saving.load_model(path, compile=False)
-        interpreters[label] = interpreter_for(model, args.size, args.threads)
+        with contextlib.redirect_stdout(io.StringIO()):  # the converter prints every variable
+            interpreters[label], _ = tflite_interpreter(model, args.size, args.threads)
     rounds = {label: [] for label in interpreters}
     for _ in range(args.rounds):
         for label, interpreter in interpreters.items():

@@ -52,20 +52,27 @@ def keras_latency(model: keras.Model, size: int, repeats: int) -> float:
     return statistics.median(times)
 
 
-def tflite_latency(model: keras.Model, size: int, repeats: int) -> tuple[float, float]:
-    """(median seconds, max |TFLite - Keras|) for a builtin-ops fp32 conversion."""
+def tflite_interpreter(model: keras.Model, size: int, threads: int = 2):
+    """(LiteRT interpreter of a builtin-ops fp32 conversion, its `(1, size, size, 3)` input),
+    the input already set and run once."""
     from ai_edge_litert.interpreter import Interpreter
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    interpreter = Interpreter(model_content=converter.convert(), num_threads=2)
+    interpreter = Interpreter(model_content=converter.convert(), num_threads=threads)
     x = np.random.default_rng(0).uniform(size=(1, size, size, 3)).astype("float32")
     detail = interpreter.get_input_details()[0]
     interpreter.resize_tensor_input(detail["index"], x.shape)
     interpreter.allocate_tensors()
     interpreter.set_tensor(detail["index"], x)
-    output_index = interpreter.get_output_details()[0]["index"]
     interpreter.invoke()
+    return interpreter, x
+
+
+def tflite_latency(model: keras.Model, size: int, repeats: int) -> tuple[float, float]:
+    """(median seconds, max |TFLite - Keras|) for a builtin-ops fp32 conversion."""
+    interpreter, x = tflite_interpreter(model, size)
+    output_index = interpreter.get_output_details()[0]["index"]
     difference = float(np.abs(interpreter.get_tensor(output_index) - np.asarray(model(x))).max())
     times = []
     for _ in range(repeats):

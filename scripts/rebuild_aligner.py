@@ -29,30 +29,22 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-
 import keras_attn  # noqa: E402,F401  (registers the layers before loading .keras files)
 from keras_attn import models  # noqa: E402
 from keras_attn._io import atomic_path  # noqa: E402
 from keras_attn.models.aligner import transfer_aligner_weights  # noqa: E402
+from keras_attn.training.aligner_recipe import load_aligner  # noqa: E402
 from keras_attn.training.fit import save_model_atomic  # noqa: E402
 
 
 def rebuild(source: str, model: str, output: str, command: str) -> dict:
     """Writes `output/model.keras` (preset `model` with the weights of `source`) and its log."""
-    path = pathlib.Path(source)
-    if path.suffix != ".keras" or not path.is_file():
-        raise ValueError(f"--source must be an existing .keras file. Received: {source!r}")
     if models.registry.get_spec(model).family != "aligner":
         raise ValueError(
             f"--model must be an aligner ({models.list_models('aligner')}). Received: {model!r}"
         )
-    try:
-        trained = keras.saving.load_model(path, compile=False)
-    except Exception as error:  # noqa: BLE001  (any unreadable file: one line, not a traceback)
-        raise ValueError(
-            f"--source {source!r} is not a readable Keras model ({type(error).__name__})"
-        ) from None
+    trained = load_aligner(source, "--source")
+    path = pathlib.Path(source)
     target = models.build_model(model)
     skipped = transfer_aligner_weights(trained, target)
     out = pathlib.Path(output)

@@ -62,16 +62,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", default="auto", help="Keras verbosity: auto, 0, 1, 2")
 
 
-def _load_aligner(path) -> keras.Model:
-    """The `--init-from` model, or one clear error."""
+def load_aligner(path, flag: str = "--init-from") -> keras.Model:
+    """The trained aligner at `path` (given by command-line `flag`), or one clear error."""
     path = pathlib.Path(path)
     if path.suffix != ".keras" or not path.is_file():
-        raise ValueError(f"--init-from must be an existing .keras file. Received: {str(path)!r}")
+        raise ValueError(f"{flag} must be an existing .keras file. Received: {str(path)!r}")
     try:
         return keras.saving.load_model(path)
     except Exception as error:  # a truncated or foreign file: one line, not Keras's traceback
         raise ValueError(
-            f"--init-from {str(path)!r} is not a readable Keras model "
+            f"{flag} {str(path)!r} is not a readable Keras model "
             f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
         ) from None
 
@@ -100,7 +100,7 @@ def train_aligner(args: argparse.Namespace, command: str | None = None) -> dict:
             model = models.build_model(args.model, return_corners=True)
         init_from = getattr(args, "init_from", None)
         if init_from and training.completed_epochs(output) == 0:
-            skipped = transfer_aligner_weights(_load_aligner(init_from), model)
+            skipped = transfer_aligner_weights(load_aligner(init_from), model)
             print(f"initialised from {init_from}; not transferred: {skipped}")
         return _train(args, command, strategy, model, output, verbose, mixed)
     finally:
