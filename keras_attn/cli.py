@@ -6,6 +6,7 @@
     keras-attn export PATH --format tflite --output F SavedModel or TFLite (+ quantisation)
     keras-attn predict NAME_OR_PATH IMAGE... --output DIR   (aligner: MOVING FIXED)
     keras-attn demo --output DIR                      shipped models on held-out photos
+    keras-attn data fetch-photos [--output DIR]       the Debian photo collection (apt-get)
 
 Bad input ends with one line on stderr, `keras-attn <command>: error: ...`, and exit status 2.
 Set KERAS_ATTN_DEBUG=1 to get the traceback instead.
@@ -491,7 +492,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = command("demo", _demo, "run the shipped models on held-out photos and write figures")
     demo.add_argument("--output", default="demo_output", help="folder for the PNGs and index.html")
+
+    data = command("data", _data, "fetch data sets that come from Debian's archive")
+    data.add_argument(
+        "what",
+        choices=["fetch-photos"],
+        help="fetch-photos: 22 photographs from plasma-workspace-wallpapers and "
+        "mate-backgrounds (apt-get download + dpkg-deb, no root), for `--dataset "
+        "photo_collection`",
+    )
+    data.add_argument(
+        "--output",
+        help="folder (None: $KERAS_ATTN_PHOTO_COLLECTION or "
+        "~/.keras/datasets/keras_attn_photo_collection, where training looks)",
+    )
+    data.add_argument("--debs", help="a folder that already holds the two .deb files")
+    data.add_argument("--force", action="store_true", help="fetch again even if complete")
     return parser
+
+
+def _data(args: argparse.Namespace) -> int:
+    from keras_attn.data import photo_collection
+
+    folder = photo_collection.fetch_photo_collection(
+        args.output,
+        debs=args.debs,
+        force=args.force,
+        photos=photo_collection.PHOTOS,
+        validation=photo_collection.VALIDATION_PHOTOS,
+    )
+    count = len(photo_collection.PHOTOS)
+    print(
+        f"{count} photographs (sha256 checked, licences in LICENSES.json, "
+        f"{len(photo_collection.VALIDATION_PHOTOS)} held out in validation.txt) in {folder}"
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

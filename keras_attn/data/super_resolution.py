@@ -1,6 +1,6 @@
 """Super-resolution pipeline: HR crops from any tfds image dataset, LR made by bicubic downscaling.
 
-tfds.load -> image (uint8) -> cache -> (training) repeat + shuffle + random crop + flips/rot90
+tfds.load -> image (uint8) -> cache -> (training) shuffle + repeat + random crop + flips/rot90
 -> LR = bicubic downscale with antialiasing (MATLAB `imresize` after the standard border crop)
 -> batch -> prefetch. Validation tiles every image into non-overlapping crops, deterministically.
 """
@@ -26,7 +26,7 @@ class SuperResolutionConfig:
     patch_size: int = 96
     batch_size: int = 16
     training: bool = True
-    shuffle_buffer: int = 64
+    shuffle_buffer: int = 512
     seed: int = 0
 
     def __post_init__(self):
@@ -67,10 +67,17 @@ def _image_key(info: tfds.core.DatasetInfo) -> str:
     raise ValueError(f"Dataset {info.name!r} has no 'image' or 'hr' feature. Features: {keys}")
 
 
-def load_images(name: str, split: str, data_dir: str | None = None) -> tf.data.Dataset:
-    """uint8 RGB images `(H, W, 3)` of a tfds dataset (`hr` for div2k-like, else `image`)."""
+def _load_one(name: str, split: str, data_dir: str | None) -> tf.data.Dataset:
+    from keras_attn.data import photo_folder
+
     try:
-        dataset, info = tfds.load(name, split=split, with_info=True, data_dir=data_dir)
+        if name.startswith("folder:"):
+            builder = photo_folder.photo_folder_builder(name[len("folder:") :], data_dir=data_dir)
+            dataset, info = builder.as_dataset(split=split), builder.info
+        else:
+            if name == "photo_collection":
+                name = "photo_folder/photo_collection"
+            dataset, info = tfds.load(name, split=split, with_info=True, data_dir=data_dir)
     except Exception as error:  # tfds raises many types; re-raise one clear line
         from keras_attn.data.classification import _one_line
 
@@ -88,17 +95,39 @@ def load_images(name: str, split: str, data_dir: str | None = None) -> tf.data.D
     return dataset.map(to_rgb, num_parallel_calls=AUTOTUNE)
 
 
+def load_images(name: str, split: str, data_dir: str | None = None) -> tf.data.Dataset:
+    """uint8 RGB images `(H, W, 3)` of one or more image datasets, one after the other.
+
+    `name` is a tfds name (`hr` images for div2k-like datasets, else `image`),
+    `"photo_collection"` (the Debian photographs, `tfds.load("photo_folder/photo_collection")`),
+    `"folder:/path/to/photos"` (any folder of images, see `keras_attn.data.photo_folder`), or
+    several of these joined by `+` (e.g. `"bundled_photos+photo_collection"`), each read with the
+    same `split`.
+    """
+    names = [part.strip() for part in name.split("+")]
+    if not all(names):
+        raise ValueError(f"Empty dataset name in {name!r}")
+    datasets = [_load_one(part, split, data_dir) for part in names]
+    images = datasets[0]
+    for other in datasets[1:]:
+        images = images.concatenate(other)
+    return images
+
+
 def _at_least(image: tf.Tensor, size: int) -> tf.Tensor:
-    """Upsamples (bilinear) an image smaller than `size` on a side; larger ones pass through."""
+    """Upsamples (bilinear) a uint8 image smaller than `size` on a side; larger ones pass."""
     shape = tf.shape(image)
     factor = tf.maximum(1.0, size / tf.cast(tf.minimum(shape[0], shape[1]), tf.float32))
     new_size = tf.cast(tf.math.ceil(tf.cast(shape[:2], tf.float32) * factor), tf.int32)
-    return tf.image.resize(image, new_size, method="bilinear")
+    resized = tf.image.resize(image, new_size, method="bilinear")
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
 def _augment(hr: tf.Tensor, seed: tf.Tensor, patch_size: int) -> tf.Tensor:
+    """A random `patch_size` crop of a uint8 image, flipped and turned, as float32 [0, 1]."""
     seeds = tf.random.experimental.stateless_split(seed, num=4)
     hr = tf.image.stateless_random_crop(hr, (patch_size, patch_size, 3), seed=seeds[0])
+    hr = tf.image.convert_image_dtype(hr, tf.float32)
     hr = tf.image.stateless_random_flip_left_right(hr, seed=seeds[1])
     hr = tf.image.stateless_random_flip_up_down(hr, seed=seeds[2])
     turns = tf.random.stateless_uniform((), seeds[3], minval=0, maxval=4, dtype=tf.int32)
@@ -133,7 +162,11 @@ def super_resolution_dataset(
 
     Args:
         name: any tfds image dataset (`"div2k/bicubic_x2"` uses its `hr` images only,
-            others their `image`), or `"bundled_photos"` (default: real photos, offline).
+            others their `image`), `"bundled_photos"` (default: real photos, offline),
+            `"photo_collection"` (22 Debian photographs, `keras-attn data fetch-photos`),
+            `"folder:/path/to/photos"` (any folder of images), or several joined by `+`,
+            e.g. `"bundled_photos+photo_collection"` (training mixes them in proportion to
+            their pixels: large photos are tiles of at most 512 pixels a side).
         split: tfds split, e.g. `"train"`, `"validation"`, `"train[:90%]"`.
         scale: 2, 3 or 4.
         patch_size: HR crop side, a multiple of `scale`; LR crops are `patch_size // scale`.
@@ -147,13 +180,16 @@ def super_resolution_dataset(
         A `tf.data.Dataset` of `(lr, hr)`: `(B, p/s, p/s, 3)` and `(B, p, p, 3)`.
     """
     config = SuperResolutionConfig(scale, patch_size, batch_size, training, seed=seed)
-    images = load_images(name, split, data_dir).cache()
-
-    def to_float(image):
-        return _at_least(tf.image.convert_image_dtype(image, tf.float32), config.patch_size)
-
-    images = images.map(to_float, num_parallel_calls=AUTOTUNE)
+    # Decoded once, cached as uint8 (a 512-pixel tile is 0.8 MB); every crop is cut from the
+    # cache, so no JPEG is decoded twice and no full image is converted to float per crop.
+    images = load_images(name, split, data_dir).map(
+        lambda image: _at_least(image, config.patch_size), num_parallel_calls=AUTOTUNE
+    )
+    images = images.cache()
     if training:
+        # One endless seeded stream: the buffer spans more than a pass over the images (tiles),
+        # so a batch mixes crops from many photographs, and every iterator of this dataset
+        # yields the same stream (a resumed run skips into it).
         images = images.repeat().shuffle(
             config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=False
         )
@@ -163,7 +199,10 @@ def super_resolution_dataset(
             num_parallel_calls=AUTOTUNE,
         )
     else:
-        patches = images.flat_map(lambda image: _tiles(image, config.patch_size))
+        patches = images.map(
+            lambda image: tf.image.convert_image_dtype(image, tf.float32),
+            num_parallel_calls=AUTOTUNE,
+        ).flat_map(lambda image: _tiles(image, config.patch_size))
 
     pairs = patches.map(
         lambda hr: (bicubic_downscale(hr, config.scale), hr), num_parallel_calls=AUTOTUNE

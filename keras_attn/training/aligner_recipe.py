@@ -59,6 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--output", required=True, help="output folder (resumes if it has a run)")
+    parser.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        default=10.0,
+        help="back the run up at least this often inside an epoch (and at every epoch end)",
+    )
     parser.add_argument("--verbose", default="auto", help="Keras verbosity: auto, 0, 1, 2")
 
 
@@ -140,6 +146,7 @@ def _train(args, command, strategy, model, output, verbose, mixed) -> dict:
         clipnorm=1.0,
         jit_compile=args.jit,
         verbose=verbose,
+        checkpoint_minutes=getattr(args, "checkpoint_minutes", 10.0),
     )
     start = time.time()
     done_before = training.completed_epochs(output)

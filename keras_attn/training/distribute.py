@@ -24,18 +24,18 @@ optimizer sums the gradients over replicas (Keras's own `scale_loss_for_distribu
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import pathlib
 import shutil
 import tempfile
+import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_attn._io import atomic_path
+from keras_attn.training import run_folder
 
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 
@@ -291,26 +291,36 @@ def _discard(path: pathlib.Path, chief: bool) -> None:
         shutil.rmtree(path.parent, ignore_errors=True)
 
 
-def _write_history(path: pathlib.Path, epoch: int, logs: dict) -> None:
-    """Appends one epoch like `keras.callbacks.CSVLogger(append=True)` (sorted keys)."""
-    keys = sorted(logs)
-    new = not path.exists() or path.stat().st_size == 0
-    with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["epoch", *keys])
-        if new:
-            writer.writeheader()
-        writer.writerow({"epoch": epoch, **{k: logs[k] for k in keys}})
+def _save_backup(model, output_dir: pathlib.Path, epoch: int, chief: bool) -> None:
+    """The run folder's backup (`run_folder.save_backup`), written by the chief only; the other
+    workers save into a scratch folder that is removed (saving may need every worker)."""
+    target = _writable(output_dir / "backup", chief).parent
+    run_folder.save_backup(model, target, epoch, 0)
+    _discard(target / "backup", chief)
 
 
-def _save_backup(model, backup: pathlib.Path, epoch: int, chief: bool) -> None:
-    """The files `keras.callbacks.BackupAndRestore` writes, atomically, on the chief."""
-    target = _writable(backup, chief)
-    target.mkdir(parents=True, exist_ok=True)
-    with atomic_path(target / "latest.weights.h5", suffix=".weights.h5") as tmp:
-        model.save_weights(tmp)
-    with atomic_path(target / "training_metadata.json") as tmp:
-        tmp.write_text(json.dumps({"epoch": epoch, "batch": -1}))
-    _discard(target, chief)
+def _check_same_position(strategy, position: tuple[int, int], output_dir) -> None:
+    """Every worker must resume from the same backup (one collective, run by all workers).
+
+    A worker whose `--output` holds another backup than the chief's (per-machine folders after
+    a restart: only the chief writes) would train from other weights and step count, and the
+    workers' collectives would fall out of step; this stops all of them with one clear line.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    # ReduceOp has SUM and MEAN only: the positions agree iff their variance over replicas is 0
+    # (the same verdict on every worker).
+    local = tf.constant([*position, *(p * p for p in position)], tf.float64)
+    mean = strategy.reduce(
+        tf.distribute.ReduceOp.MEAN, strategy.run(lambda: tf.identity(local)), axis=None
+    ).numpy()
+    if any(mean[2 + i] - mean[i] ** 2 > 1e-9 for i in range(2)):
+        raise ValueError(
+            f"The workers resume from different backups (this one: {position[0]} completed "
+            f"epochs, the mean over workers: {mean[0]:g}): every worker's --output must hold the "
+            f"chief's backup/ (use shared storage, or copy the chief's backup/ to each worker's "
+            f"--output before restarting)"
+        )
 
 
 def custom_fit(
@@ -331,10 +341,7 @@ def custom_fit(
     `output_dir/backup/` (weights, optimizer state, completed epochs); the chief writes the
     backup, `history.csv` and `model.keras`; every worker evaluates `validation_data` locally.
     """
-    from keras_attn.training.fit import completed_epochs, save_model_atomic
-
     chief = is_chief(strategy)
-    backup = output_dir / "backup"
     replicas = strategy.num_replicas_in_sync
     loss_fn = as_loss(loss)
 
@@ -347,9 +354,8 @@ def custom_fit(
         loss_tracker = keras.metrics.Mean(name="loss")
         trackers = [_fresh_metric(m) for m in metrics]
 
-    done = completed_epochs(output_dir)
-    if done:
-        model.load_weights(backup / "latest.weights.h5")
+    done, first_step = run_folder.restore_backup(model, output_dir)
+    _check_same_position(strategy, (done, first_step), output_dir)
 
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -389,14 +395,23 @@ def custom_fit(
     history = keras.callbacks.History()
     history.set_model(model)
     history.on_train_begin()
+    show_progress = config.verbose in (1, "auto")
     for epoch in range(done, config.epochs):
         progress = keras.utils.Progbar(config.steps_per_epoch, verbose=1 if chief else 0)
         if chief and config.verbose not in (0, "0"):
             print(f"Epoch {epoch + 1}/{config.epochs}")
-        for step in range(config.steps_per_epoch):
+        started, steps = time.monotonic(), config.steps_per_epoch - first_step
+        for step in range(first_step, config.steps_per_epoch):
             train_step(iterator)
-            if chief and config.verbose in (1, "auto"):
-                progress.update(step + 1, [("loss", float(loss_tracker.result()))])
+            if show_progress:
+                # result() of an on-read metric is a cross-worker reduction: every worker reads
+                # it at the same step (never only the chief, never on a timer), so the workers'
+                # collective ops stay in step; only the chief prints.
+                value = float(loss_tracker.result())
+                if chief:
+                    progress.update(step + 1, [("loss", value)])
+        first_step = 0
+        seconds = time.monotonic() - started
         # result() of on-read metric variables sums over replicas (and workers) on every worker
         logs = {"loss": float(loss_tracker.result())}
         logs.update({m.name: float(m.result()) for m in trackers})
@@ -405,18 +420,21 @@ def custom_fit(
         if validation_data is not None:
             val = evaluate(model, validation_data, loss_fn, metrics)
             logs.update({f"val_{k}": v for k, v in val.items()})
+        # the columns run_folder.RunBackup adds in the model.fit loop
+        logs["wall_time"] = round(time.time(), 1)
+        logs["steps_per_s"] = round(steps / seconds, 3) if seconds else 0.0
         if not np.isfinite(logs["loss"]):
             raise FloatingPointError(
                 f"The training loss became {logs['loss']} in epoch {epoch + 1}"
             )
         if chief:
-            _write_history(output_dir / "history.csv", epoch, logs)
+            run_folder.append_history(output_dir / "history.csv", epoch, logs)
             if config.verbose == 2:
                 print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
-        _save_backup(model, backup, epoch + 1, chief)
+        _save_backup(model, output_dir, epoch + 1, chief)
         history.on_epoch_end(epoch, logs)
 
     target = _writable(output_dir / "model.keras", chief)
-    save_model_atomic(model, target)
+    run_folder.save_model_atomic(model, target)
     _discard(target, chief)
     return history

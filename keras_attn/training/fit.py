@@ -1,9 +1,11 @@
 """The training entry point shared by every family, the CLI and the examples.
 
 `fit(model, train_data, ...)` compiles with Adam and a warm-up + cosine learning-rate schedule,
-trains with per-epoch backups in `output_dir/backup/` (so the same call after a crash resumes from
-the last completed epoch, optimizer state and schedule included), logs every epoch to
-`output_dir/history.csv`, and writes the final model to `output_dir/model.keras` atomically.
+trains with backups in `output_dir/backup/` at every epoch end and every
+`TrainConfig.checkpoint_minutes` inside an epoch (so the same call after a crash resumes where
+the last backup stands, optimizer state and schedule included; see `run_folder`), logs every
+epoch to `output_dir/history.csv`, and writes the final model to `output_dir/model.keras`
+atomically.
 
 Under a `tf.distribute` strategy (`keras_attn.training.distribute.make_strategy`; build the model
 in `strategy.scope()`) it runs `model.fit` where that works and the `strategy.run` loop of
@@ -14,15 +16,20 @@ the same files, and only the chief writes them.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import pathlib
 
 import keras
 import tensorflow as tf
 
-from keras_attn._io import atomic_path
 from keras_attn.training import distribute
+from keras_attn.training.run_folder import (  # noqa: F401  (public here too)
+    RunBackup,
+    completed_epochs,
+    read_position,
+    restore_backup,
+    save_model_atomic,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +45,7 @@ class TrainConfig:
     clipnorm: float | None = None
     jit_compile: bool = False
     verbose: int | str = "auto"
+    checkpoint_minutes: float = 10.0
 
     def __post_init__(self):
         for name in ("epochs", "steps_per_epoch"):
@@ -46,6 +54,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0. Received: {self.learning_rate!r}")
+        if not self.checkpoint_minutes > 0:
+            raise ValueError(
+                f"checkpoint_minutes must be > 0. Received: {self.checkpoint_minutes!r}"
+            )
 
     @property
     def total_steps(self) -> int:
@@ -71,26 +83,6 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
             schedule, weight_decay=config.weight_decay, clipnorm=config.clipnorm
         )
     return keras.optimizers.Adam(schedule, clipnorm=config.clipnorm)
-
-
-def completed_epochs(output_dir: str | os.PathLike) -> int:
-    """Epochs already completed by an interrupted or finished run in `output_dir` (0 if none)."""
-    metadata = pathlib.Path(output_dir) / "backup" / "training_metadata.json"
-    if not metadata.exists():
-        return 0
-    return int(json.loads(metadata.read_text())["epoch"])  # Keras stores the completed count
-
-
-def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> pathlib.Path:
-    """`model.save(path)` through a temporary file in the same folder and an atomic rename."""
-    if pathlib.Path(path).suffix != ".keras":
-        raise ValueError(
-            f"save_model_atomic writes the .keras format: the path must end in "
-            f".keras. Received: {path}"
-        )
-    with atomic_path(path, suffix=".keras") as tmp:  # Keras insists on the extension
-        model.save(tmp)
-    return pathlib.Path(path)
 
 
 def fit(
@@ -135,25 +127,29 @@ def fit(
         raise ValueError("callbacks only run in the model.fit loop (loop='fit')")
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    done = completed_epochs(output_dir)
+    done, partial = read_position(output_dir)
     if done >= config.epochs:
         print(
             f"{output_dir} already holds {done} completed epochs of {config.epochs}: nothing to do"
         )
-    elif done:
-        print(f"Resuming from epoch {done + 1} (epochs 1-{done} restored from {output_dir}/backup)")
-        if isinstance(train_data, tf.data.Dataset):
-            # BackupAndRestore restores weights, optimiser and epoch, not the position in the
-            # input stream: skip the batches the finished epochs consumed, so a resumed run
-            # sees the same batches as an uninterrupted one (bitwise equal here).
-            train_data = train_data.skip(done * config.steps_per_epoch)
+    elif done or partial:
+        where = f", step {partial + 1} of {config.steps_per_epoch}" if partial else ""
+        print(f"Resuming from epoch {done + 1}{where} (restored from {output_dir}/backup)")
+
+    def stream(skip_steps):
+        # A backup restores weights, optimiser and position, not the position in the input
+        # stream: skip the batches already consumed, so a resumed run sees the same batches as
+        # an uninterrupted one (bitwise equal here).
+        if skip_steps and isinstance(train_data, tf.data.Dataset):
+            return train_data.skip(skip_steps)
+        return train_data
 
     if custom:
         with strategy.scope():
             optimizer = make_optimizer(config)
         return distribute.custom_fit(
             model,
-            train_data,
+            stream(done * config.steps_per_epoch + partial),
             output_dir=output_dir,
             config=config,
             optimizer=optimizer,
@@ -169,18 +165,35 @@ def fit(
             metrics=list(metrics),
             jit_compile=config.jit_compile,
         )
-    history = model.fit(
-        train_data,
-        epochs=config.epochs,
-        steps_per_epoch=config.steps_per_epoch,
-        validation_data=validation_data,
-        verbose=config.verbose,
-        callbacks=[
-            keras.callbacks.BackupAndRestore(str(output_dir / "backup"), delete_checkpoint=False),
-            keras.callbacks.CSVLogger(str(output_dir / "history.csv"), append=True),
-            *callbacks,
-        ],
-    )
+    restore_backup(model, output_dir)
+
+    def run(first_epoch, last_epoch, steps, first_step):
+        return model.fit(
+            stream(first_epoch * config.steps_per_epoch + first_step),
+            initial_epoch=first_epoch,
+            epochs=last_epoch,
+            steps_per_epoch=steps,
+            validation_data=validation_data,
+            verbose=config.verbose,
+            callbacks=[
+                RunBackup(output_dir, config.checkpoint_minutes, first_step=first_step),
+                keras.callbacks.CSVLogger(str(output_dir / "history.csv"), append=True),
+                *callbacks,
+            ],
+        )
+
+    history = None
+    if partial and done < config.epochs:
+        # finish the interrupted epoch first (its remaining steps), then the rest as usual
+        history = run(done, done + 1, config.steps_per_epoch - partial, partial)
+        done += 1
+    if done < config.epochs or history is None:
+        rest = run(done, max(done, config.epochs), config.steps_per_epoch, 0)
+        if history is not None:
+            rest.epoch = history.epoch + rest.epoch
+            for key, values in history.history.items():
+                rest.history[key] = values + rest.history.get(key, [])
+        history = rest
     save_model_atomic(model, output_dir / "model.keras")
     return history
 

@@ -62,6 +62,7 @@ class SuperResolutionRecipe:
     logical_cpus: int | None = None
     seed: int = 0
     verbose: int | str = "auto"
+    checkpoint_minutes: float = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +88,7 @@ class ClassifierRecipe:
     logical_cpus: int | None = None
     seed: int = 0
     verbose: int | str = "auto"
+    checkpoint_minutes: float = 10.0
 
     def __post_init__(self):
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -123,6 +125,13 @@ def _add_common(parser: argparse.ArgumentParser, defaults, *, learning_rate_help
     distribute.add_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--output", required=True, help="output folder (resumes if it has a run)")
+    parser.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        default=10.0,
+        help="back the run up at least this often inside an epoch (and at every epoch end); "
+        "a multi-worker run backs up at epoch ends only",
+    )
     parser.add_argument(
         "--verbose", type=verbosity, default="auto", help="Keras verbosity: auto, 0, 1, 2"
     )
@@ -218,6 +227,7 @@ def _train_config(recipe, steps_per_epoch: int) -> training.TrainConfig:
         warmup_steps=recipe.warmup_steps,
         jit_compile=recipe.jit,
         verbose=recipe.verbose,
+        checkpoint_minutes=recipe.checkpoint_minutes,
     )
 
 

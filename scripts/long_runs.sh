@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The long training runs of this release, one at a time, each resumable: run the same line again
+# after an interruption (a kill loses at most --checkpoint-minutes of work). Each run's folder
+# keeps this exact command in command.txt and its progress in history.csv (wall time, steps/s,
+# validation PSNR-Y per 1,000 steps).
+#
+#   bash scripts/long_runs.sh sr_x2      # sr_fast x2 on bundled + collection photos, 30,000 steps
+#
+# Needs the photo collection: keras-attn data fetch-photos (once).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-.venv/bin}
+
+run() {  # run NAME ARGS...: the command goes into runs/NAME/command.txt, the log to train.log
+  local name=$1; shift
+  mkdir -p "runs/$name"
+  echo "$*" > "runs/$name/command.txt"
+  nice -n 10 "$@" --output "runs/$name" --verbose 2 >> "runs/$name/train.log" 2>&1
+}
+
+case "${1:?which run: sr_x2}" in
+  sr_x2)
+    run sr_x2_collection "$BIN/keras-attn" train sr --model sr_fast --scale 2 \
+      --dataset bundled_photos+photo_collection --epochs 30 --steps-per-epoch 1000 \
+      --learning-rate 5e-4 --checkpoint-minutes 10
+    ;;
+  *) echo "unknown run: $1" >&2; exit 2 ;;
+esac

@@ -1,0 +1,119 @@
+"""The folder builder on a small folder of real photographs written in the test: tiles at
+prepare time, the fixed validation subset, and the SR pipeline over a folder and a mix."""
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from keras_attn import data
+from keras_attn.data import bundled_photos, photo_folder
+from tests.data.test_bundled_photos import photos_dir  # noqa: F401  (session fixture)
+
+NAMES = ("astronaut", "camera", "china", "coffee", "rocket", "brick")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """Six real photographs as JPEG/PNG (one grayscale), a text file that is not an image."""
+    root = tmp_path_factory.mktemp("my_photos")
+    for index, name in enumerate(NAMES):
+        image = bundled_photos.load_photo(name)
+        if name == "camera":
+            Image.fromarray(image[..., 0]).save(root / f"{index}_{name}.png")  # mode L
+        else:
+            Image.fromarray(image).save(root / f"{index}_{name}.jpg", quality=95)
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_tile_bounds_cover_the_length_in_nearly_equal_tiles():
+    assert photo_folder.tile_bounds(1600, 512) == [(0, 400), (400, 800), (800, 1200), (1200, 1600)]
+    assert photo_folder.tile_bounds(300, 512) == [(0, 300)]
+    bounds = photo_folder.tile_bounds(2561, 512)
+    assert bounds[0][0] == 0 and bounds[-1][1] == 2561 and len(bounds) == 6
+    sizes = [stop - start for start, stop in bounds]
+    assert max(sizes) - min(sizes) <= 1 and max(sizes) <= 512
+
+
+def test_validation_is_every_fifth_file_or_the_listed_ones(folder, tmp_path):
+    splits = photo_folder.split_files(folder)
+    assert [p.name for p in splits["validation"]] == ["4_rocket.jpg"]
+    assert len(splits["train"]) == 5 and "notes.txt" not in [p.name for p in splits["train"]]
+
+    listed = tmp_path / "listed"
+    listed.mkdir()
+    for path in folder.iterdir():
+        (listed / path.name).write_bytes(path.read_bytes())
+    (listed / "validation.txt").write_text("0_astronaut.jpg\n2_china.jpg\n")
+    splits = photo_folder.split_files(listed)
+    assert [p.name for p in splits["validation"]] == ["0_astronaut.jpg", "2_china.jpg"]
+    (listed / "validation.txt").write_text("lena.png\n")
+    with pytest.raises(ValueError, match="lena.png"):
+        photo_folder.split_files(listed)
+
+
+def test_builder_tiles_every_photo_at_prepare_time(folder, tmp_path):
+    builder = photo_folder.photo_folder_builder(folder, data_dir=str(tmp_path), tile_size=256)
+    assert builder.info.config_name.startswith("my_photos")
+    examples = list(builder.as_dataset(split="train").as_numpy_iterator())
+    by_name = {}
+    for example in examples:
+        by_name.setdefault(example["name"].decode(), []).append(example["image"])
+    assert sorted(by_name) == ["0_astronaut", "1_camera", "2_china", "3_coffee", "5_brick"]
+    for name, tiles in by_name.items():
+        original = bundled_photos.load_photo(name.split("_", 1)[1])
+        height, width = original.shape[:2]
+        rows, columns = (
+            len(photo_folder.tile_bounds(height, 256)),
+            len(photo_folder.tile_bounds(width, 256)),
+        )
+        assert len(tiles) == rows * columns, name
+        assert sum(t.shape[0] * t.shape[1] for t in tiles) == height * width  # covered once
+        assert all(t.shape[0] <= 256 and t.shape[1] <= 256 and t.shape[2] == 3 for t in tiles)
+    camera = bundled_photos.load_photo("camera")
+    (_, bottom), (_, right) = (photo_folder.tile_bounds(n, 256)[0] for n in camera.shape[:2])
+    corner = camera[:bottom, :right]
+    # the PNG is lossless: one tile is the photo's corner, pixel for pixel (grayscale as RGB)
+    assert sum(np.array_equal(t, corner) for t in by_name["1_camera"]) == 1
+    validation = list(builder.as_dataset(split="validation").as_numpy_iterator())
+    assert {e["name"].decode() for e in validation} == {"4_rocket"}
+
+
+def test_sr_pipeline_over_a_folder_and_a_mix(folder, photos_dir):  # noqa: F811
+    # bundled_photos is prepared in photos_dir; the folder's dataset is prepared there too
+    name = f"folder:{folder}"
+    lr, hr = next(iter(data.super_resolution_dataset(name, "train", 2, 48, 4, data_dir=photos_dir)))
+    assert lr.shape == (4, 24, 24, 3) and hr.shape == (4, 48, 48, 3)
+    assert float(np.asarray(hr).std()) > 0.02  # real content
+    mixed = data.super_resolution_dataset(
+        f"bundled_photos+{name}", "validation", 2, 96, 8, training=False, data_dir=photos_dir
+    )
+    alone = data.super_resolution_dataset(
+        "bundled_photos", "validation", 2, 96, 8, training=False, data_dir=photos_dir
+    )
+    count = lambda dataset: sum(int(x.shape[0]) for x, _ in dataset)  # noqa: E731
+    rocket = bundled_photos.load_photo("rocket")
+    rocket_tiles = sum(
+        (b - a) // 96 * ((d - c) // 96)
+        for a, b in photo_folder.tile_bounds(rocket.shape[0], 512)
+        for c, d in photo_folder.tile_bounds(rocket.shape[1], 512)
+    )
+    assert count(mixed) == count(alone) + rocket_tiles
+
+
+def test_bad_folders_are_one_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="is not a folder"):
+        photo_folder.split_files(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no image files"):
+        data.super_resolution_dataset(f"folder:{tmp_path / 'empty'}", "train")
+    with pytest.raises(ValueError, match="Empty dataset name"):
+        data.super_resolution_dataset("bundled_photos+", "train")
+
+
+def test_the_collection_without_its_files_names_the_fetch_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_ATTN_PHOTO_COLLECTION", str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match="keras-attn data fetch-photos"):
+        data.super_resolution_dataset("photo_collection", "train", data_dir=str(tmp_path))
+    assert tfds.builder("photo_folder/photo_collection", data_dir=str(tmp_path))
