@@ -4,6 +4,13 @@ TensorFlow is deliberately *not* a hard requirement: the right wheel depends on 
 (`tensorflow-cpu` here and in CI, `tensorflow[and-cuda]` on a GPU box), and installing one over
 the other leaves a broken mix. Pick it with an extra: `pip install -e ".[cpu]"` or `".[gpu]"`.
 
+The shipped models travel inside the wheel: `saved_models/` of the repository is installed as the
+package-data folder `keras_attn/saved_models/` (26 MB today, every format of every model), so
+`pip install .` or a wheel lists and loads them offline, with their sha256 checked as in a checkout.
+When the zoo outgrows a wheel (PyPI's default limit is 100 MB), the plan is a download into the
+Keras cache checked against the card's sha256; until then, package data is the simplest path
+that works offline.
+
 `tensorflow-hub` sits in its own extra because it pulls `tf-keras`, which pulls the *full*
 `tensorflow` wheel next to `tensorflow-cpu` (the same files installed twice; uninstalling either
 breaks the other). Nothing in the library needs it; only the hub round-trip tests do.
@@ -27,7 +34,10 @@ setup(
     description="Attention layers and an attention model zoo for Keras 3 on TensorFlow.",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
-    packages=find_packages(include=["keras_attn", "keras_attn.*"]),
+    packages=[*find_packages(include=["keras_attn", "keras_attn.*"]), "keras_attn.saved_models"],
+    package_dir={"keras_attn.saved_models": "saved_models"},
+    package_data={"keras_attn.saved_models": ["**/*"]},
+    include_package_data=False,
     python_requires=">=3.10",
     install_requires=[
         "keras>=3.15.1,<3.16",

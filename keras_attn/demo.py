@@ -203,10 +203,16 @@ def run_demo(output_dir: str | os.PathLike) -> list[pathlib.Path]:
     """Writes the demo figures and `index.html` into `output_dir`; returns their paths."""
     from keras_attn import pretrained
 
+    shipped = pretrained.list_models()
+    if not shipped:
+        raise ValueError(
+            "No shipped models to show: looked in "
+            f"{pretrained.where_models_are_looked_for()}"
+        )
     output = pathlib.Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     figures = []
-    for summary in pretrained.list_models():
+    for summary in shipped:
         made = _FAMILIES[summary["family"]](
             output, summary["name"], pretrained.card(summary["name"])
         )

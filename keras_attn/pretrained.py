@@ -7,13 +7,16 @@ file; `load` checks every file the chosen format needs against it first, so a ta
 truncated or missing file raises a `ValueError` naming it instead of loading.
 
 The root is, in order: the `root` argument; the `KERAS_ATTN_SAVED_MODELS` environment variable;
-`saved_models/` beside the `keras_attn` package folder (the repository checkout, which an
-editable install `pip install -e .` uses).
+`saved_models/` beside the `keras_attn` package folder (a repository checkout, which an editable
+install `pip install -e .` uses); `keras_attn/saved_models/` inside the installed package (a
+wheel or `pip install .` carries the shipped models as package data: `setup.py` maps the
+repository's `saved_models/` there).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 import pathlib
@@ -54,15 +57,36 @@ ENV_VAR = "KERAS_ATTN_SAVED_MODELS"
 FORMATS = ("keras", "saved_model", "tflite")
 
 
+def _candidate_roots() -> list[pathlib.Path]:
+    """Where models are looked for when neither `root` nor the environment variable is set."""
+    import keras_attn
+
+    package = pathlib.Path(keras_attn.__file__).resolve().parent
+    return [package.parent / "saved_models", package / "saved_models"]
+
+
 def saved_models_root(root: str | os.PathLike | None = None) -> pathlib.Path:
-    """The catalogue folder: `root`, else `$KERAS_ATTN_SAVED_MODELS`, else `<repo>/saved_models`."""
+    """The catalogue folder: `root`, else `$KERAS_ATTN_SAVED_MODELS`, else `saved_models/` of
+    the repository checkout, else the copy installed inside the package (see the module doc)."""
     if root is not None:
         return pathlib.Path(root)
     if os.environ.get(ENV_VAR):
         return pathlib.Path(os.environ[ENV_VAR])
-    import keras_attn
+    candidates = _candidate_roots()
+    for candidate in candidates:
+        if _model_folders(candidate):
+            return candidate
+    return candidates[-1]
 
-    return pathlib.Path(keras_attn.__file__).resolve().parents[1] / "saved_models"
+
+def where_models_are_looked_for(root: str | os.PathLike | None = None) -> str:
+    """One phrase naming the folders searched, for error messages."""
+    if root is not None:
+        return str(root)
+    if os.environ.get(ENV_VAR):
+        return f"{os.environ[ENV_VAR]} (${ENV_VAR})"
+    places = " or ".join(str(path) for path in _candidate_roots())
+    return f"{places} (set ${ENV_VAR} to a folder of shipped models to use another)"
 
 
 def _read_card(folder: pathlib.Path) -> dict:
@@ -92,8 +116,14 @@ def _folder(name: str, root: str | os.PathLike | None) -> pathlib.Path:
     base = saved_models_root(root)
     folders = {p.name: p for p in _model_folders(base)}
     if name not in folders:
+        if not folders:
+            raise ValueError(
+                f"No shipped models found: looked in {where_models_are_looked_for(root)}"
+            )
+        close = difflib.get_close_matches(name, list(folders), n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(
-            f"Unknown shipped model {name!r}. Available in {base}: {sorted(folders) or 'none'}"
+            f"Unknown shipped model {name!r}.{hint} Available in {base}: {sorted(folders)}"
         )
     return folders[name]
 

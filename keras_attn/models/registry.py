@@ -36,7 +36,11 @@ def list_models(family: str | None = None) -> list[str]:
 
 def get_spec(name: str) -> ModelSpec:
     if name not in _REGISTRY:
-        raise ValueError(f"Unknown model {name!r}. Registered models: {list_models()}")
+        import difflib
+
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"Unknown model {name!r}.{hint} Registered models: {list_models()}")
     return _REGISTRY[name]
 
 
