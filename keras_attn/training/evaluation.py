@@ -24,6 +24,7 @@ signature and a TFLite file.
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -82,6 +83,46 @@ def as_numpy(output) -> np.ndarray:
 # --------------------------------------------------------------------------- super-resolution
 
 
+def full_images(
+    dataset: str = "bundled_photos", split: str = "validation", *, data_dir: str | None = None
+) -> list[tuple[str, np.ndarray]]:
+    """`(name, uint8 RGB image)` of every whole photo in a split, for evaluation.
+
+    `bundled_photos` is read from the installed packages; `photo_collection` and
+    `folder:/path` from their image files (whole photographs, not the training tiles; split
+    `train` or `validation` as in `keras_attn.data.photo_folder`); any other tfds image dataset
+    through tfds. Several joined by `+` are read one after the other.
+    """
+    from keras_attn.data import photo_collection, photo_folder
+
+    images = []
+    for part in (piece.strip() for piece in dataset.split("+")):
+        if part == "bundled_photos":
+            images += [(name, data.load_photo(name)) for name in data.photo_names(split)]
+        elif part == "photo_collection" or part.startswith("folder:"):
+            if part == "photo_collection":
+                folder = photo_collection.default_folder()
+                if not photo_collection.is_complete(folder):
+                    raise ValueError(
+                        f"The photo collection is not in {folder}: run `keras-attn data "
+                        "fetch-photos` (or set KERAS_ATTN_PHOTO_COLLECTION)"
+                    )
+            else:
+                folder = pathlib.Path(part[len("folder:") :])
+            splits = photo_folder.split_files(folder)
+            if split not in splits:
+                raise ValueError(
+                    f"{part} has the splits 'train' and 'validation'. Received: split={split!r}"
+                )
+            images += [(path.stem, photo_folder.read_rgb(path)) for path in splits[split]]
+        else:
+            images += [
+                (f"{split}[{index}]", image.numpy())
+                for index, image in enumerate(sr_data.load_images(part, split, data_dir))
+            ]
+    return images
+
+
 def held_out_pairs(
     scale: int,
     dataset: str = "bundled_photos",
@@ -89,20 +130,12 @@ def held_out_pairs(
     *,
     data_dir: str | None = None,
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """`(name, lr, hr)` float32 full images of a held-out split, HR cropped to a multiple of
-    `scale`, LR its antialiased bicubic downscale. `bundled_photos` is read directly from the
-    installed packages (no tfds preparation); any other tfds image dataset through tfds."""
+    """`(name, lr, hr)` float32 full images of a held-out split (see `full_images`), HR cropped
+    to a multiple of `scale`, LR its antialiased bicubic downscale."""
     if scale not in sr_data.SCALES:
         raise ValueError(f"scale must be one of {list(sr_data.SCALES)}. Received: scale={scale!r}")
-    if dataset == "bundled_photos":
-        images = [(name, data.load_photo(name)) for name in data.photo_names(split)]
-    else:
-        images = [
-            (f"{split}[{index}]", image.numpy())
-            for index, image in enumerate(sr_data.load_images(dataset, split, data_dir))
-        ]
     pairs = []
-    for name, image in images:
+    for name, image in full_images(dataset, split, data_dir=data_dir):
         hr = image.astype("float32") / 255.0
         height, width = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
         hr = hr[:height, :width]

@@ -117,3 +117,25 @@ def test_the_collection_without_its_files_names_the_fetch_command(tmp_path, monk
     with pytest.raises(ValueError, match="keras-attn data fetch-photos"):
         data.super_resolution_dataset("photo_collection", "train", data_dir=str(tmp_path))
     assert tfds.builder("photo_folder/photo_collection", data_dir=str(tmp_path))
+
+
+def test_evaluation_reads_whole_photos_of_a_folder_not_tiles(folder, photos_dir):  # noqa: F811
+    from keras_attn.training import evaluation
+
+    images = evaluation.full_images(f"bundled_photos+folder:{folder}", "validation")
+    names = [name for name, _ in images]
+    assert names == [*bundled_photos.VALIDATION_PHOTOS, "4_rocket"]
+    rocket = dict(images)["4_rocket"]
+    assert rocket.shape == bundled_photos.load_photo("rocket").shape  # whole, not a tile
+    pairs = evaluation.held_out_pairs(3, f"folder:{folder}", "train")
+    assert [name for name, _, _ in pairs] == [
+        "0_astronaut",
+        "1_camera",
+        "2_china",
+        "3_coffee",
+        "5_brick",
+    ]
+    for _, lr, hr in pairs:
+        assert hr.shape[0] % 3 == 0 and lr.shape[0] * 3 == hr.shape[0]
+    with pytest.raises(ValueError, match="splits 'train' and 'validation'"):
+        evaluation.full_images(f"folder:{folder}", "test")
