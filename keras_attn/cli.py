@@ -1,6 +1,7 @@
 """The `keras-attn` command line; every subcommand is a thin call into the library.
 
-    keras-attn list                                   architectures and shipped models
+    keras-attn list                                   shipped models, then architectures
+    keras-attn info NAME                              a shipped model's card
     keras-attn train FAMILY --output DIR              sr, classifier or aligner (resumes)
     keras-attn evaluate NAME_OR_PATH                  held-out PSNR/SSIM-Y, accuracy or corner error
     keras-attn export PATH --format tflite --output F SavedModel or TFLite (+ quantisation)
@@ -50,6 +51,19 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def format_metric(name: str, value) -> str:
+    """A metric with the decimals of its kind: dB and px to 2, fractions to 4, counts whole."""
+    if not isinstance(value, (int, float)):
+        return "-"
+    if name.endswith(("_db", "_px", "_ms", "_percent")):
+        return f"{value:.2f}"
+    if isinstance(value, int) or float(value).is_integer():
+        return f"{int(value):,}"
+    if abs(value) <= 1:
+        return f"{value:.4f}"
+    return f"{value:.3g}"
+
+
 def _add_model_source(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="NAME_OR_PATH", help="a shipped model name or a .keras")
     parser.add_argument(
@@ -79,19 +93,50 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"architectures": architectures, "shipped": shipped}, indent=1))
         return 0
-    print("Architectures (keras_attn.models.build_model):")
-    for entry in architectures:
-        print(f"  {entry['name']:<22} {entry['family']:<11} {entry['description']}")
-    print(f"Shipped models ({pretrained.saved_models_root()}):")
+    print(f"Shipped models ({pretrained.saved_models_root()}; `keras-attn info NAME` for a card):")
     for entry in shipped:
         metric = entry["metric"]
-        value = f"{metric['value']:.4f}" if isinstance(metric["value"], (int, float)) else "-"
+        value = format_metric(metric["name"], metric["value"])
         print(
             f"  {entry['name']:<22} {entry['family']:<11} {entry['params']:>10,} params  "
             f"{metric['name']} {value}  ({entry['task']})"
         )
     if not shipped:
-        print("  none")
+        print(f"  none (looked in {pretrained.where_models_are_looked_for()})")
+    print("Architectures (keras_attn.models.build_model, untrained):")
+    for entry in architectures:
+        print(f"  {entry['name']:<22} {entry['family']:<11} {entry['description']}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from keras_attn import pretrained
+
+    card = pretrained.card(args.name)
+    if args.json:
+        print(json.dumps(card, indent=1))
+        return 0
+    metrics = card.get("metrics", {})
+    scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    training = card.get("training", {})
+    data = training.get("data", {})
+    lines = [
+        f"{args.name}: {card.get('description', card.get('task', ''))}",
+        f"  family        {card.get('family')} ({card.get('task')})",
+        f"  parameters    {card.get('params', 0):,}",
+        "  inputs        "
+        + "; ".join(f"{i['name']} {i['shape']} {i.get('layout', '')}" for i in card["inputs"]),
+        "  outputs       " + "; ".join(o["name"] for o in card.get("outputs", [])),
+        "  held-out      " + ", ".join(f"{k} {format_metric(k, v)}" for k, v in scalars.items()),
+        f"  measured by   {metrics.get('command', '-')}",
+        f"  trained on    {data.get('dataset', '-')} {data.get('split', '')}".rstrip(),
+        f"  trained by    {training.get('command', '-')}",
+        "  files         " + ", ".join(sorted(card.get("files", {}))[:6]),
+        f"  folder        {pretrained.saved_models_root() / args.name}",
+    ]
+    if card.get("classes"):
+        lines.insert(3, f"  classes       {', '.join(map(str, card['classes']))}")
+    print("\n".join(lines))
     return 0
 
 
@@ -287,8 +332,8 @@ def _predict(args: argparse.Namespace) -> int:
             raise ValueError(f"{path}: {error}") from None
     output = pathlib.Path(args.output) if args.output else None
     predictor = _load(args)
-    if predictor.family == "sr" and output is None:
-        raise ValueError("--output is needed for super-resolution models (upscaled PNGs)")
+    if output is None and predictor.family in ("sr", "aligner"):
+        output = pathlib.Path(args.inputs[0]).parent  # next to the (first) input
     if predictor.family == "aligner":
         _check_aligner_inputs(args, images, output, predictor)
     if output is not None:
@@ -301,11 +346,18 @@ def _predict(args: argparse.Namespace) -> int:
     if predictor.family == "sr":
         scale = model_scale(predictor)
         for path, image in images.items():
-            upscaled = upscale(predictor, image, tile=args.tile, overlap=args.overlap)
+            upscaled = upscale(
+                predictor, image, tile=args.tile, overlap=args.overlap, progress=bool(args.tile)
+            )
             if upscaled.dtype != np.uint8:  # 16-bit and float files come back as 8-bit PNGs
                 upscaled = np.round(np.clip(upscaled / _top(upscaled), 0, 1) * 255).astype("uint8")
             target = output / f"{pathlib.Path(path).stem}_x{scale}.png"
-            print(f"wrote {write_png(target, upscaled)}")
+            write_png(target, upscaled)
+            (height, width), (new_height, new_width) = image.shape[:2], upscaled.shape[:2]
+            print(
+                f"{path}: {width}x{height} -> {new_width}x{new_height} (x{scale}, "
+                f"{predictor.source}); wrote {target}"
+            )
         return 0
 
     classes = (predictor.card or {}).get("classes")
@@ -333,8 +385,6 @@ def _check_aligner_inputs(args: argparse.Namespace, images: dict, output, predic
             f"an aligner takes exactly two images, MOVING then FIXED. Received "
             f"{len(args.inputs)}: {' '.join(args.inputs)}"
         )
-    if output is None:
-        raise ValueError("--output is needed for aligners (warped PNG and homography JSON)")
     height, width, _ = predictor.input_shape
     for path in args.inputs:
         size = images[path].shape[:2]
@@ -361,7 +411,7 @@ def _predict_aligner(args: argparse.Namespace, images: dict, output, predictor) 
     if warped.dtype != np.uint8:  # 16-bit and float files come back as 8-bit PNGs
         warped = np.round(np.clip(warped / _top(warped), 0, 1) * 255).astype("uint8")
     stem = pathlib.Path(moving_path).stem
-    print(f"wrote {write_png(output / f'{stem}_warped.png', warped)}")
+    write_png(output / f"{stem}_warped.png", warped)
     record = {
         "moving": moving_path,
         "fixed": fixed_path,
@@ -373,7 +423,16 @@ def _predict_aligner(args: argparse.Namespace, images: dict, output, predictor) 
     target = output / f"{stem}_homography.json"
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {target}")
+    corners = np.array(
+        [[0, 0, 1], [width - 1, 0, 1], [0, height - 1, 1], [width - 1, height - 1, 1]]
+    )
+    mapped = corners @ result["homography"].astype("float64").T
+    shift = np.linalg.norm(mapped[:, :2] / mapped[:, 2:] - corners[:, :2], axis=1).mean()
+    matrix = np.array2string(result["homography"], precision=3, suppress_small=True, separator=",")
+    print(
+        f"{moving_path} -> {fixed_path}: homography {' '.join(matrix.split())} (corners move "
+        f"{shift:.1f} px on average); wrote {output / f'{stem}_warped.png'} and {target}"
+    )
     return 0
 
 
@@ -411,6 +470,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = command("list", _list, "list registered architectures and shipped models")
     listing.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    info = command("info", _info, "print a shipped model's card (data, command, metrics)")
+    info.add_argument("name", metavar="NAME", help="a shipped model name (keras-attn list)")
+    info.add_argument("--json", action="store_true", help="print the whole card as JSON")
 
     train = command("train", _train, "train a model family (resumes from --output)")
     families = train.add_subparsers(dest="family", required=True, metavar="FAMILY")
@@ -477,8 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument(
         "--output",
-        help="folder for the upscaled PNGs (needed for SR), the warped PNG and homography JSON "
-        "(needed for aligners) or predictions.json",
+        help="folder for the upscaled PNGs (SR), the warped PNG and homography JSON (aligner) "
+        "or predictions.json (classifier); None: next to the (first) input image, and no "
+        "predictions.json",
     )
     predict.add_argument("--tile", type=int, help="SR: process in tiles of this input size")
     predict.add_argument("--overlap", type=int, default=16, help="SR: overlap between tiles")

@@ -393,7 +393,6 @@ CLI_CASES = [
         "predict sr_x2 {ok_png} --output {notes_txt}/sub",
         "notes.txt",
     ),
-    ("predict-sr-without-output", "predict sr_x2 {ok_png}", "--output is needed"),
     ("predict-top-k-0", "predict classifier_digits {ok_png} --top-k 0", "--top-k"),
     ("predict-tile-4", "predict sr_x2 {ok_png} --tile 4 --output {out}", "tile=4"),
     ("predict-tile-not-int", "predict sr_x2 {ok_png} --tile abc --output {out}", "invalid int"),

@@ -124,11 +124,30 @@ def test_list_shows_architectures_and_shipped_models(capsys):
     code, out, _ = run(capsys, "list")
     assert code == 0
     assert "sr_small_x2" in out and "attention_cnn_tiny" in out
-    shipped = out[out.index("Shipped models") :]
+    assert out.index("Shipped models") < out.index("Architectures")  # what users want first
+    shipped = out[out.index("Shipped models") : out.index("Architectures")]
     assert "sr_x2" in shipped and "classifier_digits" in shipped and "psnr_y_db" in shipped
+    from keras_attn import pretrained
+
+    value = pretrained.card("sr_x2")["metrics"]["psnr_y_db"]
+    assert f"psnr_y_db {value:.2f} " in shipped  # fixed decimals, the card's number
     code, out, _ = run(capsys, "list", "--json")
     listing = json.loads(out)
     assert {m["name"] for m in listing["shipped"]} >= {"sr_x2", "classifier_digits"}
+
+
+def test_info_prints_the_card(capsys):
+    from keras_attn import pretrained
+
+    code, out, _ = run(capsys, "info", "classifier_digits")
+    card = pretrained.card("classifier_digits")
+    assert code == 0 and out.startswith("classifier_digits: ")
+    assert f"accuracy {card['metrics']['accuracy']:.4f}" in out
+    assert card["training"]["command"] in out and "bundled_digits train" in out
+    code, out, _ = run(capsys, "info", "sr_x2", "--json")
+    assert json.loads(out) == pretrained.card("sr_x2")
+    code, _, err = run(capsys, "info", "sr_fast_x2")
+    assert code == 2 and "Did you mean 'sr_x2'?" in err
 
 
 def test_evaluate_sr_path_and_shipped_classifier(trained, digits_dir, capsys):  # noqa: F811
@@ -207,6 +226,38 @@ def test_predict_sr_writes_upscaled_pngs(trained, tmp_path, capsys):
     assert np.abs(upscaled.astype("float32") - reference).mean() < 12
 
 
+def test_predict_sr_without_output_writes_next_to_the_input(tmp_path, capsys):
+    photo = data.load_photo("chelsea")[100:140, 150:200]
+    Image.fromarray(photo).save(tmp_path / "cat.png")
+    code, out, _ = run(capsys, "predict", "sr_x2", tmp_path / "cat.png")
+    assert code == 0
+    assert out.strip() == (
+        f"{tmp_path / 'cat.png'}: 50x40 -> 100x80 (x2, sr_x2 (keras)); wrote {tmp_path / 'cat_x2.png'}"
+    )
+    assert np.asarray(Image.open(tmp_path / "cat_x2.png")).shape == (80, 100, 3)
+
+
+def test_predict_aligner_prints_the_homography_and_writes_next_to_moving(tmp_path, capsys):
+    from keras_attn import pretrained
+
+    size = pretrained.load_predictor("aligner_homography").input_shape[0]
+    photo = data.load_photo("coffee")[:, :, 0]
+    fixed = photo[100 : 100 + size, 200 : 200 + size]
+    moving = photo[103 : 103 + size, 205 : 205 + size]  # the same scene shifted by (5, 3) px
+    Image.fromarray(fixed).save(tmp_path / "fixed.png")
+    Image.fromarray(moving).save(tmp_path / "moving.png")
+    code, out, _ = run(
+        capsys, "predict", "aligner_homography", tmp_path / "moving.png", tmp_path / "fixed.png"
+    )
+    assert code == 0, out
+    assert out.startswith(f"{tmp_path / 'moving.png'} -> {tmp_path / 'fixed.png'}: homography [[")
+    shift = float(out.split("corners move ")[1].split(" px")[0])
+    assert abs(shift - np.hypot(5, 3)) < 1.0, out  # the shift it was given
+    assert (tmp_path / "moving_warped.png").exists() and (
+        tmp_path / "moving_homography.json"
+    ).exists()
+
+
 def test_predict_classifier_prints_top_classes(tmp_path, capsys):
     images, labels = digits.load_split("test")
     paths = []
@@ -249,7 +300,6 @@ def test_predict_classifier_prints_top_classes(tmp_path, capsys):
             ],
             "--quantization applies to --format tflite only",
         ),
-        (["predict", "sr_x2", "{png}"], "--output is needed"),
         (["evaluate", "sr_x2", "--format", "onnx"], "argument --format: invalid choice"),
     ],
 )

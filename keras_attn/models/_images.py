@@ -9,6 +9,27 @@ import numpy as np
 _INTEGER_RANGES = {np.dtype("uint8"): 255.0, np.dtype("uint16"): 65535.0}
 
 
+def image_array(image, argument: str) -> np.ndarray:
+    """A numpy array from what users hold: a file path (read with Pillow, one-line errors), a
+    PIL image (its own mode: L stays grayscale, RGBA keeps alpha), or an array-like."""
+    import os
+
+    if isinstance(image, (str, os.PathLike)):
+        from keras_attn.data.image_files import read_image
+
+        return read_image(image)
+    if hasattr(image, "getbands") and hasattr(image, "convert"):  # a PIL image
+        mode = image.mode
+        if mode in ("RGB", "L", "RGBA"):
+            return np.asarray(image)
+        if mode in ("LA", "1"):
+            return np.asarray(image.convert("L"))
+        if mode in ("I;16", "I;16B", "I;16L"):
+            return np.asarray(image).astype("uint16")
+        return np.asarray(image.convert("RGBA" if "A" in mode else "RGB"))
+    return np.asarray(image)
+
+
 def as_float_image(image, argument: str, channels: tuple[int, ...] = (1, 3)) -> np.ndarray:
     """Checks a numpy image and returns it as float32 in [0, 1], `(H, W, C)`.
 

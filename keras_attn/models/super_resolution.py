@@ -192,22 +192,48 @@ def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     return sorted(set(starts))
 
 
-def upscale(model, image, tile: int | None = None, overlap: int = 16) -> np.ndarray:
-    """Upscales one image with an SR model; returns the same dtype as the input.
+def upscale(
+    model, image, tile: int | None = None, overlap: int = 16, *, progress: bool = False
+) -> np.ndarray:
+    """Upscales an image (or a batch) with an SR model; returns the same dtype and layout.
 
     Args:
         model: an SR `keras.Model` (or any callable mapping `(1, H, W, 3)` float32 in [0, 1]
-            to `(1, s*H, s*W, 3)`, or to a dict holding one such tensor).
-        image: `(H, W, 3)` RGB or `(H, W)` grayscale numpy array, uint8 in [0, 255] or float
-            in [0, 1]. Grayscale is upscaled as RGB and returned as grayscale.
+            to `(1, s*H, s*W, 3)`, or to a dict holding one such tensor), e.g.
+            `keras_attn.pretrained.load("sr_x2")` in any format.
+        image: a file path, a PIL image, or a numpy array: `(H, W, 3)` RGB, `(H, W, 4)` RGBA,
+            `(H, W)` or `(H, W, 1)` grayscale, or a batch `(B, H, W, C)` of those; uint8,
+            uint16 or float in [0, 1]. Grayscale is upscaled as RGB and returned as grayscale;
+            alpha is upscaled bicubically beside the model's RGB.
         tile: if given, the image is processed in overlapping `tile x tile` input tiles that
             are blended with linear ramps, so memory is bounded by the tile, not the image.
         overlap: input pixels shared by neighbouring tiles (used with `tile`).
+        progress: show a Keras progress bar over the tiles (or the batch).
 
     Returns:
-        The upscaled image, `(s*H, s*W[, 3])`, same dtype as `image`.
+        The upscaled image(s), `([B,] s*H, s*W[, C])`, same dtype as `image` (a path or PIL
+        image gives a uint8 array, or uint16 for 16-bit files).
     """
-    rgb, restore = _images.to_model_input(image, "image")
+    array = _images.image_array(image, "image")
+    if array.ndim == 4:
+        bar = keras.utils.Progbar(len(array), unit_name="image") if progress else None
+        outputs = []
+        for index, one in enumerate(array):
+            outputs.append(upscale(model, one, tile, overlap))
+            if bar is not None:
+                bar.update(index + 1)
+        return np.stack(outputs)
+    if array.ndim == 3 and array.shape[-1] == 4:
+        rgb = upscale(model, array[..., :3], tile, overlap, progress=progress)
+        alpha = _images.to_unit_float(array[..., 3:], "image alpha")
+        alpha = np.asarray(
+            keras.ops.image.resize(alpha[None], rgb.shape[:2], interpolation="bicubic")
+        )[0]
+        alpha = np.clip(alpha, 0.0, 1.0)
+        if array.dtype.kind in "ui":
+            alpha = np.round(alpha * np.iinfo(array.dtype).max).astype(array.dtype)
+        return np.concatenate([rgb, alpha.astype(rgb.dtype)], axis=-1)
+    rgb, restore = _images.to_model_input(array, "image")
     if tile is not None:
         if not isinstance(tile, int) or tile < 8:
             raise ValueError(f"tile must be an integer >= 8. Received: tile={tile!r}")
@@ -228,6 +254,7 @@ def upscale(model, image, tile: int | None = None, overlap: int = 16) -> np.ndar
     output = np.zeros((height * scale, width * scale, 3), "float32")
     total = np.zeros((height * scale, width * scale, 1), "float32")
     rows, cols = _tile_starts(height, tile, overlap), _tile_starts(width, tile, overlap)
+    bar = keras.utils.Progbar(len(rows) * len(cols), unit_name="tile") if progress else None
     for top in rows:
         for left in cols:
             patch = rgb[top : top + tile, left : left + tile]
@@ -240,4 +267,6 @@ def upscale(model, image, tile: int | None = None, overlap: int = 16) -> np.ndar
             y0, x0 = top * scale, left * scale
             output[y0 : y0 + ph, x0 : x0 + pw] += upscaled * weights
             total[y0 : y0 + ph, x0 : x0 + pw] += weights
+            if bar is not None:
+                bar.add(1)
     return restore(output / total)

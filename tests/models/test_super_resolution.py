@@ -106,6 +106,36 @@ def test_upscale_keeps_dtype_and_layout(trained_like_model):
     np.testing.assert_allclose(out_float * 255, out, atol=1.0)
 
 
+def test_upscale_takes_paths_pil_batches_and_rgba(trained_like_model, tmp_path):
+    from PIL import Image
+
+    photo = skimage.data.astronaut()[:40, :50]
+    expected = upscale(trained_like_model, photo)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    np.testing.assert_array_equal(upscale(trained_like_model, tmp_path / "photo.png"), expected)
+    np.testing.assert_array_equal(
+        upscale(trained_like_model, str(tmp_path / "photo.png")), expected
+    )
+    np.testing.assert_array_equal(upscale(trained_like_model, Image.fromarray(photo)), expected)
+    gray = upscale(trained_like_model, Image.fromarray(photo[..., 0]))  # mode L stays gray
+    assert gray.shape == (80, 100) and gray.dtype == np.uint8
+
+    batch = upscale(trained_like_model, np.stack([photo, photo[::-1]]))
+    assert batch.shape == (2, 80, 100, 3)
+    np.testing.assert_array_equal(batch[0], expected)
+    np.testing.assert_array_equal(batch[1], upscale(trained_like_model, photo[::-1]))
+
+    alpha = np.zeros((40, 50, 1), "uint8")
+    alpha[:, 25:] = 255  # right half opaque
+    rgba = upscale(trained_like_model, Image.fromarray(np.concatenate([photo, alpha], -1)))
+    assert rgba.shape == (80, 100, 4) and rgba.dtype == np.uint8
+    np.testing.assert_array_equal(rgba[..., :3], expected)
+    assert (rgba[:, :40, 3] == 0).all() and (rgba[:, 60:, 3] == 255).all()
+
+    with pytest.raises(ValueError, match="does not exist"):
+        upscale(trained_like_model, tmp_path / "missing.png")
+
+
 def test_tiled_upscale_matches_untiled_and_has_no_seams(trained_like_model):
     photo = skimage.transform.resize(skimage.data.astronaut(), (150, 130)).astype("float32")
     full = upscale(trained_like_model, photo)
@@ -120,8 +150,8 @@ def test_tiled_upscale_matches_untiled_and_has_no_seams(trained_like_model):
 @pytest.mark.parametrize(
     "image, message",
     [
-        (np.zeros((4, 4, 4), "uint8"), "must have 1 or 3 channels"),
-        (np.zeros((2, 4, 4, 3), "uint8"), "rank 2"),
+        (np.zeros((4, 4, 5), "uint8"), "must have 1 or 3 channels"),
+        (np.zeros((2, 2, 4, 4, 3), "uint8"), "rank 2"),
         (np.zeros((0, 4, 3), "uint8"), "empty"),
         (np.full((4, 4, 3), np.nan, "float32"), "NaN"),
         (np.full((4, 4, 3), 200.0, "float32"), r"in \[0, 1\]"),
