@@ -216,7 +216,7 @@ LIBRARY_CASES = [
     ("upscale-nan", lambda c: upscale(c.sr, with_nan(photo())), r"NaN"),
     ("upscale-inf", lambda c: upscale(c.sr, with_nan(photo(), np.inf)), r"Inf"),
     ("upscale-empty", lambda c: upscale(c.sr, zeros(0, 0, 3)), r"empty"),
-    ("upscale-rank-4", lambda c: upscale(c.sr, photo()[None]), r"rank 2 .* or 3"),
+    ("upscale-rank-5", lambda c: upscale(c.sr, photo()[None, None]), r"rank 2 .* or 3"),
     ("upscale-rank-1", lambda c: upscale(c.sr, photo().ravel()), r"rank 2 .* or 3"),
     ("upscale-2-channels", lambda c: upscale(c.sr, photo()[..., :2]), r"1 or 3 channels"),
     ("upscale-float-above-1", lambda c: upscale(c.sr, photo() * 255), r"in \[0, 1\]"),
