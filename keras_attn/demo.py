@@ -206,8 +206,7 @@ def run_demo(output_dir: str | os.PathLike) -> list[pathlib.Path]:
     shipped = pretrained.list_models()
     if not shipped:
         raise ValueError(
-            "No shipped models to show: looked in "
-            f"{pretrained.where_models_are_looked_for()}"
+            f"No shipped models to show: looked in {pretrained.where_models_are_looked_for()}"
         )
     output = pathlib.Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)

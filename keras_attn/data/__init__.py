@@ -4,6 +4,7 @@ from keras_attn.data.alignment import AlignmentConfig, alignment_dataset
 from keras_attn.data.bundled_photos import BundledPhotos, load_photo, photo_names
 from keras_attn.data.classification import ClassificationConfig, classification_dataset
 from keras_attn.data.digits import BundledDigits
+from keras_attn.data.fashion_mnist import prepare_fashion_mnist
 from keras_attn.data.super_resolution import (
     SuperResolutionConfig,
     bicubic_downscale,
@@ -21,5 +22,6 @@ __all__ = [
     "bicubic_downscale",
     "load_photo",
     "photo_names",
+    "prepare_fashion_mnist",
     "super_resolution_dataset",
 ]
