@@ -231,8 +231,10 @@ def test_predict_sr_without_output_writes_next_to_the_input(tmp_path, capsys):
     Image.fromarray(photo).save(tmp_path / "cat.png")
     code, out, _ = run(capsys, "predict", "sr_x2", tmp_path / "cat.png")
     assert code == 0
-    assert out.strip() == (
-        f"{tmp_path / 'cat.png'}: 50x40 -> 100x80 (x2, sr_x2 (keras)); wrote {tmp_path / 'cat_x2.png'}"
+    written = tmp_path / "cat_x2.png"
+    assert (
+        out.strip()
+        == f"{tmp_path / 'cat.png'}: 50x40 -> 100x80 (x2, sr_x2 (keras)); wrote {written}"
     )
     assert np.asarray(Image.open(tmp_path / "cat_x2.png")).shape == (80, 100, 3)
 
