@@ -385,14 +385,6 @@ def _check_aligner_inputs(args: argparse.Namespace, images: dict, output, predic
             f"an aligner takes exactly two images, MOVING then FIXED. Received "
             f"{len(args.inputs)}: {' '.join(args.inputs)}"
         )
-    height, width, _ = predictor.input_shape
-    for path in args.inputs:
-        size = images[path].shape[:2]
-        if size != (height, width):
-            raise ValueError(
-                f"{path} is {size[1]}x{size[0]} pixels (width x height); {predictor.source} "
-                f"aligns {width}x{height} images: crop or resize both images to that size"
-            )
 
 
 def _predict_aligner(args: argparse.Namespace, images: dict, output, predictor) -> int:
@@ -404,7 +396,6 @@ def _predict_aligner(args: argparse.Namespace, images: dict, output, predictor) 
     from keras_attn.models.aligner import HOMOGRAPHY_CONVENTION, align
 
     _check_aligner_inputs(args, images, output, predictor)
-    height, width, _ = predictor.input_shape
     moving_path, fixed_path = args.inputs
     result = align(predictor, images[moving_path], images[fixed_path], refine=args.refine)
     warped = result["warped"]
@@ -416,13 +407,16 @@ def _predict_aligner(args: argparse.Namespace, images: dict, output, predictor) 
         "moving": moving_path,
         "fixed": fixed_path,
         "model": predictor.source,
-        "image_size": [height, width],
+        "moving_size": list(images[moving_path].shape[:2]),
+        "fixed_size": list(images[fixed_path].shape[:2]),
+        "working_size": list(predictor.input_shape[:2]),
         "homography": result["homography"].astype("float64").tolist(),
         "convention": HOMOGRAPHY_CONVENTION,
     }
     target = output / f"{stem}_homography.json"
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(record, indent=1) + "\n")
+    height, width = images[moving_path].shape[:2]
     corners = np.array(
         [[0, 0, 1], [width - 1, 0, 1], [0, height - 1, 1], [width - 1, height - 1, 1]]
     )
@@ -535,8 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs",
         metavar="IMAGE",
         nargs="+",
-        help="image files (PNG, JPEG...); an aligner takes exactly two of its input size, "
-        "MOVING then FIXED",
+        help="image files (PNG, JPEG...); an aligner takes exactly two, MOVING then FIXED, of "
+        "any size (the network works at its input size; the homography is mapped back)",
     )
     predict.add_argument(
         "--output",

@@ -200,7 +200,7 @@ def test_cli_predict_writes_warped_png_and_homography(tiny, image_pair, tmp_path
     code, out, _ = run(
         capsys, "predict", path, moving, fixed, "--output", tmp_path / "out", *refine
     )
-    assert code == 0 and out.count("wrote") == 2
+    assert code == 0 and out.count("wrote") == 1 and "_warped.png and" in out
     warped = np.asarray(Image.open(tmp_path / "out" / "cat_moving_warped.png"))
     assert warped.shape == (SIZE, SIZE, 3) and warped.dtype == np.uint8  # moving's channels
     assert warped.std() > 5  # an image, not a blank
@@ -210,7 +210,7 @@ def test_cli_predict_writes_warped_png_and_homography(tiny, image_pair, tmp_path
     assert homography[2, 2] == pytest.approx(1.0)
     assert record["moving"] == str(moving) and record["fixed"] == str(fixed)
     assert "MOVING pixel coordinates to FIXED" in record["convention"]
-    assert record["image_size"] == [SIZE, SIZE]
+    assert record["moving_size"] == record["fixed_size"] == record["working_size"] == [SIZE, SIZE]
 
 
 @pytest.mark.parametrize(
@@ -218,14 +218,14 @@ def test_cli_predict_writes_warped_png_and_homography(tiny, image_pair, tmp_path
     [
         (["{moving}"], "exactly two images, MOVING then FIXED. Received 1"),
         (["{moving}", "{fixed}", "{fixed}"], "exactly two images, MOVING then FIXED. Received 3"),
-        (["{moving}", "{big}"], "big.png is 80x64 pixels (width x height)"),
+        (["{moving}", "{tiny}"], "fixed is too small to align: at least 16 pixels a side"),
     ],
 )
 def test_cli_predict_bad_inputs(tiny, image_pair, images, message, tmp_path, capsys):
     _, path = tiny
     moving, fixed = image_pair
-    Image.fromarray(np.zeros((64, 80), "uint8")).save(tmp_path / "big.png")
-    values = {"moving": moving, "fixed": fixed, "big": tmp_path / "big.png"}
+    Image.fromarray(np.zeros((8, 80), "uint8")).save(tmp_path / "tiny.png")
+    values = {"moving": moving, "fixed": fixed, "tiny": tmp_path / "tiny.png"}
     inputs = [image.format(**values) for image in images]
     code, _, err = run(capsys, "predict", path, *inputs, "--output", tmp_path / "out")
     assert code == 2 and len(err.strip().splitlines()) == 1, err

@@ -1,7 +1,7 @@
 """Image aligner: siamese CNN features, correlation matching, coarse-to-fine homography refinement.
 
-Design (why, in PITFALLS.md "Learning alignment on a CPU budget"): a single-shot regressor of the
-4 corner offsets learns too slowly on a CPU budget, so the match is *computed* here and only the
+Design: a single-shot regressor of the 4 corner offsets learns too slowly on a CPU budget (in
+3,000 steps it stayed at the do-nothing error), so the match is *computed* here and only the
 features are learned:
 
 1. a shared (siamese) CNN encodes both images, once each, into feature maps at strides 8, 4
@@ -31,7 +31,7 @@ from keras_attn.layers.correlation_match_2d import CorrelationMatch2D
 from keras_attn.layers.homography import HomographyFlow, HomographyOutputs, HomographyUpdate
 from keras_attn.layers.registry import get_attention
 from keras_attn.layers.warp import Warp
-from keras_attn.models._images import as_float_image
+from keras_attn.models._images import as_float_image, image_array
 from keras_attn.models.registry import register_model
 
 HEADS = ("homography", "flow")
@@ -313,42 +313,60 @@ def _model_label(model) -> str:
     return f"model {getattr(model, 'source', type(model).__name__)!r}"
 
 
-def align(model, moving, fixed, *, refine: bool = False) -> dict:
-    """Aligns `moving` onto `fixed` (numpy images of the model's size, uint8 or float in [0, 1]).
+MIN_ALIGN_SIDE = 16
 
-    RGB images given to a grayscale model are converted to gray (luma), and vice versa.
+
+def resize_matrix(from_shape, to_shape) -> np.ndarray:
+    """The 3x3 map of pixel coordinates of an image of `from_shape` `(H, W)` onto the same image
+    resized to `to_shape`, pixel centres at integers: `x' = (x + 0.5) * W' / W - 0.5`."""
+    sy, sx = to_shape[0] / from_shape[0], to_shape[1] / from_shape[1]
+    return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]], "float64")
+
+
+def _resized(image: np.ndarray, shape) -> np.ndarray:
+    if image.shape[:2] == tuple(shape):
+        return image
+    import tensorflow as tf
+
+    return tf.image.resize(image, shape, method="bilinear", antialias=True).numpy()
+
+
+def align(model, moving, fixed, *, refine: bool = False) -> dict:
+    """Aligns `moving` onto `fixed`: numpy images of any size (the two sizes may differ),
+    uint8 or float in [0, 1].
+
+    The network works at its own input size (128x128 for the shipped aligner): both images are
+    resized to it (bilinear with antialiasing), and the homography and flow it finds are mapped
+    back to full-resolution pixel coordinates exactly (`resize_matrix`), so an error of e pixels
+    at the working size is about e times the resize factor at full size. RGB images given to a
+    grayscale model are converted to gray (luma), and vice versa.
 
     Args:
         model: a Keras aligner, or a `keras_attn.pretrained.Predictor` of one (any format).
-        moving, fixed: `(H, W)` or `(H, W, C)` images of the model's height and width.
+        moving, fixed: `(H, W)` or `(H, W, C)` images, paths or PIL images.
         refine: run the model a second time on `moving` warped by the first estimate and keep
             the composed homography only if it raises the normalised cross-correlation with
-            `fixed` over the overlap (homography models). On the 200 held-out rho-32 pairs of
-            benchmarks/aligner.py it took the pairs over 10 px from 3.0 % to 2.5 % and the
-            median corner error from 0.76 to 0.74 px, at 4x the time (200 vs 47 ms per pair);
-            it sharpens pairs the first pass aligned and cannot rescue one with no overlap.
+            `fixed` over the overlap (homography models): it sharpens pairs the first pass
+            aligned and cannot rescue one with no overlap.
 
     Returns:
-        dict of numpy arrays: `homography` `(3, 3)` moving->fixed in pixels (OpenCV convention),
-        `flow` `(H, W, 2)` backward flow on the fixed grid, `warped` `(H, W, C)` in the dtype
-        and channel count of `moving`.
+        dict of numpy arrays: `homography` `(3, 3)` moving->fixed in full-resolution pixels
+        (OpenCV convention), `flow` `(H, W, 2)` backward flow on the fixed image's grid,
+        `warped` `(H, W, C)`: `moving` resampled onto the fixed grid, in the dtype and channel
+        count of `moving`.
     """
     shape = _model_image_shape(model)
-    images = {}
-    originals = {"moving": np.asarray(moving), "fixed": np.asarray(fixed)}
-    for key, image in originals.items():
-        image = as_float_image(image, key)
-        if image.shape[:2] != shape[:2]:
+    working = tuple(shape[:2])
+    images, full, originals = {}, {}, {}
+    for key, image in (("moving", moving), ("fixed", fixed)):
+        originals[key] = image_array(image, key)
+        full[key] = as_float_image(originals[key], key)
+        if min(full[key].shape[:2]) < MIN_ALIGN_SIDE:
             raise ValueError(
-                f"{key} must be {shape[0]}x{shape[1]} pixels for {_model_label(model)}. "
+                f"{key} is too small to align: at least {MIN_ALIGN_SIDE} pixels a side. "
                 f"Received: {key}.shape={originals[key].shape}"
             )
-        images[key] = _match_channels(image, shape[-1])[None]
-    if originals["moving"].shape[:2] != originals["fixed"].shape[:2]:
-        raise ValueError(
-            f"moving and fixed must have the same size. Received: "
-            f"{originals['moving'].shape} and {originals['fixed'].shape}"
-        )
+        images[key] = _match_channels(_resized(full[key], working), shape[-1])[None]
 
     def run(moving_batch):
         if isinstance(model, keras.Model):
@@ -358,21 +376,60 @@ def align(model, moving, fixed, *, refine: bool = False) -> dict:
         return {k: np.asarray(out[k])[0] for k in ("homography", "flow", "warped")}
 
     result = run(images["moving"])
+    small = result["homography"].astype("float64")
     if refine:
-        first = result["homography"].astype("float64")
-        if np.isfinite(first).all() and abs(np.linalg.det(first)) > 1e-12:
-            second = run(warp_image(images["moving"][0], first)[None])["homography"]
-            composed = second.astype("float64") @ first
+        if np.isfinite(small).all() and abs(np.linalg.det(small)) > 1e-12:
+            second = run(warp_image(images["moving"][0], small)[None])["homography"]
+            composed = second.astype("float64") @ small
             composed /= composed[2, 2]
             score = {
-                "first": _overlap_ncc(images["moving"][0], images["fixed"][0], first),
+                "first": _overlap_ncc(images["moving"][0], images["fixed"][0], small),
                 "composed": _overlap_ncc(images["moving"][0], images["fixed"][0], composed),
             }
             if score["composed"] > score["first"]:
-                result["homography"] = composed.astype(result["homography"].dtype)
-                result["flow"] = homography_flow(composed, shape[:2]).astype(result["flow"].dtype)
-    result["warped"] = warp_image(originals["moving"], result["flow"])
-    return result
+                small = composed
+                result["flow"] = homography_flow(composed, working).astype(result["flow"].dtype)
+    to_moving = resize_matrix(full["moving"].shape[:2], working)
+    to_fixed = resize_matrix(full["fixed"].shape[:2], working)
+    homography = np.linalg.inv(to_fixed) @ small @ to_moving
+    homography /= homography[2, 2]
+    fixed_shape = full["fixed"].shape[:2]
+    if originals["moving"].shape[:2] == fixed_shape == working:
+        flow = result["flow"]
+    elif _has_dense_flow(model):
+        flow = _flow_to_full(result["flow"], to_moving, to_fixed, fixed_shape)
+    else:
+        flow = homography_flow(homography, fixed_shape).astype("float32")
+    return {
+        "homography": homography.astype(result["homography"].dtype),
+        "flow": flow.astype(result["flow"].dtype),
+        "warped": warp_image(originals["moving"], flow),
+    }
+
+
+def _has_dense_flow(model) -> bool:
+    """Whether the aligner's flow is more than its homography's (the `head="flow"` models)."""
+    if isinstance(model, keras.Model):
+        return any(layer.name.endswith("_flow_match") for layer in model.layers)
+    card = getattr(model, "card", None) or {}
+    return card.get("architecture") == "aligner_flow"
+
+
+def _flow_to_full(flow_small, to_moving, to_fixed, fixed_shape) -> np.ndarray:
+    """A backward flow found at the working size, on the full fixed grid in full moving pixels:
+    each fixed pixel's source point, sampled bilinearly from the working-size map of source
+    points, taken back to full moving coordinates."""
+    import tensorflow as tf
+
+    height, width = flow_small.shape[:2]
+    xs, ys = np.meshgrid(np.arange(width), np.arange(height))
+    source = np.stack([xs, ys], -1) + flow_small  # working moving coordinates
+    inverse = np.linalg.inv(to_moving)
+    source = source * np.diag(inverse)[:2] + inverse[:2, 2]  # full moving coordinates
+    del to_fixed  # the resize below maps working fixed pixel centres to full ones
+    source_full = tf.image.resize(source[None].astype("float32"), fixed_shape, "bilinear")[0]
+    full_x, full_y = np.meshgrid(np.arange(fixed_shape[1]), np.arange(fixed_shape[0]))
+    return source_full.numpy() - np.stack([full_x, full_y], -1)
 
 
 def _overlap_ncc(moving, fixed, homography) -> float:
@@ -413,8 +470,9 @@ def warp_image(image, transform, *, output_shape=None) -> np.ndarray:
     """Warps a numpy image by a moving->fixed homography `(3, 3)` or a backward flow `(H, W, 2)`.
 
     Bilinear, zeros outside; the result has the input's dtype and channel layout. With a
-    homography, `output_shape` `(H, W)` defaults to the input's size (like
-    `cv2.warpPerspective(image, H, (W, H))`).
+    homography, the output grid `output_shape` `(H, W)` defaults to the input's size (like
+    `cv2.warpPerspective(image, H, (W, H))`); with a flow it is the flow's grid, which may
+    differ from the image's size.
     """
     import tensorflow as tf
 
@@ -426,14 +484,7 @@ def warp_image(image, transform, *, output_shape=None) -> np.ndarray:
             raise ValueError("homography must be a finite, invertible 3x3 matrix.")
         height, width = output_shape or pixels.shape[:2]
         flow = homography_flow(transform, (height, width))
-        if (height, width) != pixels.shape[:2]:
-            raise ValueError("output_shape different from the image size is not supported.")
     elif transform.ndim == 3 and transform.shape[-1] == 2:
-        if transform.shape[:2] != pixels.shape[:2]:
-            raise ValueError(
-                f"flow must be on the image's grid. Received: flow.shape={transform.shape}, "
-                f"image.shape={original.shape}"
-            )
         if not np.isfinite(transform).all():
             raise ValueError("flow contains NaN or Inf values.")
         flow = transform
@@ -442,9 +493,16 @@ def warp_image(image, transform, *, output_shape=None) -> np.ndarray:
             f"transform must be a 3x3 homography or an (H, W, 2) flow. "
             f"Received: shape={transform.shape}"
         )
-    warped = Warp()([tf.constant(pixels[None]), tf.constant(flow[None].astype("float32"))]).numpy()[
-        0
-    ]
+    # The Warp layer samples on the moving image's own grid: pad image and flow (zeros, as
+    # outside the image) to a common size, then keep the output grid.
+    out_height, out_width = flow.shape[:2]
+    common = (max(out_height, pixels.shape[0]), max(out_width, pixels.shape[1]))
+    pixels = np.pad(
+        pixels, ((0, common[0] - pixels.shape[0]), (0, common[1] - pixels.shape[1]), (0, 0))
+    )
+    flow = np.pad(flow, ((0, common[0] - out_height), (0, common[1] - out_width), (0, 0)))
+    warped = Warp()([tf.constant(pixels[None]), tf.constant(flow[None].astype("float32"))])
+    warped = warped.numpy()[0, :out_height, :out_width]
     warped = np.clip(warped, 0.0, 1.0)
     if original.ndim == 2:
         warped = warped[..., 0]

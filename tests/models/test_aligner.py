@@ -8,7 +8,14 @@ from scipy import ndimage
 from keras_attn import models
 from keras_attn.export import export_tflite
 from keras_attn.export.tflite import TFLiteModel
-from keras_attn.models.aligner import align, aligner, aligner_inference_model, warp_image
+from keras_attn.models.aligner import (
+    align,
+    aligner,
+    aligner_inference_model,
+    homography_flow,
+    resize_matrix,
+    warp_image,
+)
 from keras_attn.training.alignment import CornerLoss
 
 SIZE = 64
@@ -228,14 +235,77 @@ def test_align_gives_rgb_to_a_grayscale_model_as_luma(model, rng):
 @pytest.mark.parametrize(
     "moving_shape, fixed_shape, message",
     [
-        ((32, 32), (SIZE, SIZE), r"moving must be 64x64 pixels for model 'aligner_tiny'"),
-        ((SIZE, SIZE), (SIZE, 48), r"fixed must be 64x64 pixels"),
+        ((8, 32), (SIZE, SIZE), r"moving is too small to align: at least 16 pixels"),
+        ((SIZE, SIZE), (SIZE, 12), r"fixed is too small"),
         ((SIZE, SIZE, 2), (SIZE, SIZE), r"moving must have 1 or 3 channels"),
     ],
 )
 def test_align_bad_sizes(model, moving_shape, fixed_shape, message):
     with pytest.raises(ValueError, match=message):
         align(model, np.zeros(moving_shape, "uint8"), np.zeros(fixed_shape, "uint8"))
+
+
+class _ExactAligner:
+    """A stand-in aligner that returns, at its 64x64 working size, the true homography of the
+    resized pair: what align() maps back must then be the full-resolution truth."""
+
+    input_shape = (SIZE, SIZE, 1)
+    source = "exact"
+
+    def __init__(self, truth, moving_shape, fixed_shape):
+        to_moving = resize_matrix(moving_shape, (SIZE, SIZE))
+        to_fixed = resize_matrix(fixed_shape, (SIZE, SIZE))
+        self.small = to_fixed @ truth @ np.linalg.inv(to_moving)
+        self.small /= self.small[2, 2]
+
+    def __call__(self, moving, fixed):
+        flow = homography_flow(self.small, (SIZE, SIZE))[None].astype("float32")
+        return {"homography": self.small[None], "flow": flow, "warped": moving}
+
+
+@pytest.mark.parametrize("moving_shape", [(480, 640), (240, 320), (300, 500)])
+def test_align_maps_the_working_size_result_back_exactly(moving_shape):
+    fixed_shape = (480, 640)
+    truth = np.array([[1.02, 0.03, 12.0], [-0.02, 0.99, -7.0], [1e-5, -2e-5, 1.0]])
+    truth = truth @ np.linalg.inv(resize_matrix(moving_shape, fixed_shape))  # other sizes
+    stand_in = _ExactAligner(truth, moving_shape, fixed_shape)
+    moving = np.zeros(moving_shape, "uint8")
+    result = align(stand_in, moving, np.zeros(fixed_shape, "uint8"))
+    np.testing.assert_allclose(result["homography"], truth / truth[2, 2], rtol=1e-9, atol=1e-9)
+    assert result["flow"].shape == (*fixed_shape, 2) and result["warped"].shape == fixed_shape
+    np.testing.assert_allclose(result["flow"], homography_flow(truth, fixed_shape), atol=1e-3)
+
+
+def test_align_real_photos_at_640x480_and_of_different_sizes():
+    """The shipped aligner on a real photo pair far larger than its 128x128 input: fixed is a
+    640x480 view, moving the same scene through a known homography, then also at half size."""
+    from keras_attn import pretrained
+
+    photo = skimage.transform.resize(skimage.data.astronaut(), (560, 720), anti_aliasing=True)
+    truth = np.array([[1.0, 0.02, 20.0], [-0.02, 1.0, 12.0], [0.0, 0.0, 1.0]])
+    # fixed(x) = photo(x + 40, y + 40); moving(p) shows photo at the point fixed shows at truth(p)
+    offset = np.array([[1.0, 0, 40], [0, 1.0, 40], [0, 0, 1]])
+    fixed = skimage.transform.warp(photo, offset, output_shape=(480, 640), order=1)
+    moving = skimage.transform.warp(photo, offset @ truth, output_shape=(480, 640), order=1)
+    predictor = pretrained.load_predictor("aligner_homography")
+    corners = np.array([[0, 0], [639, 0], [639, 479], [0, 479]], float)
+
+    def corner_error(homography, scale=1.0):
+        return np.linalg.norm(
+            apply_np(homography, corners * scale) - apply_np(truth, corners), axis=1
+        ).mean()
+
+    result = align(predictor, moving, fixed)
+    identity = corner_error(np.eye(3))
+    assert corner_error(result["homography"]) < 0.1 * identity, (
+        corner_error(result["homography"]),
+        identity,
+    )
+    assert result["warped"].shape == (480, 640, 3) and result["flow"].shape == (480, 640, 2)
+
+    half = skimage.transform.resize(moving, (240, 320), anti_aliasing=True).astype("float32")
+    small = align(predictor, half, fixed)["homography"]  # maps half-size moving pixels
+    assert corner_error(small @ resize_matrix((480, 640), (240, 320))) < 0.1 * identity
 
 
 def test_align_rejects_nan(model):
@@ -283,10 +353,18 @@ def test_warp_image_matches_skimage_and_the_implied_flow(rng):
     assert np.abs(warped - image).mean() > 0.05  # the motion is visible
 
 
+def test_warp_image_onto_a_grid_of_another_size(rng):
+    image = rng.uniform(size=(20, 24)).astype("float32")
+    flow = np.zeros((30, 16, 2), "float32")  # identity on a taller, narrower grid
+    warped = warp_image(image, flow)
+    assert warped.shape == (30, 16)
+    np.testing.assert_allclose(warped[:20], image[:, :16], atol=1e-6)
+    assert (warped[20:] == 0).all()  # outside the image
+
+
 @pytest.mark.parametrize(
     "transform, message",
     [
-        (np.zeros((20, 20, 2)), r"flow must be on the image's grid"),
         (np.zeros((2, 2)), r"3x3 homography or an \(H, W, 2\) flow"),
         (np.zeros((3, 3)), "finite, invertible"),
         (np.full((3, 3), np.nan), "finite, invertible"),
