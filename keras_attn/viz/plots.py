@@ -223,13 +223,16 @@ def plot_super_resolution(
     *,
     crop: Sequence[int] | None = None,
     labels: Sequence[str] = ("bicubic", "ours", "HR"),
+    border: int | None = None,
 ):
     """Shows a bicubic upscaling, the model's upscaling and the reference side by side.
 
     The bicubic image is `low_res` resized to the size of `upscaled`. With a `reference`, each
-    upscaling's PSNR against it (in dB, images in [0, 1], no border crop) is printed in its
-    title. With `crop`, a second row shows that region of each image enlarged (nearest
-    neighbour) and a box marks it in the first row.
+    upscaling's PSNR against it is printed in its title: with `border`, PSNR-Y (the Y channel,
+    `border` pixels cropped from every side: the protocol of the model cards, RGB images only);
+    without, PSNR over all channels and pixels (images in [0, 1]). With `crop`, a second row
+    shows that region of each image enlarged (nearest neighbour) and a box marks it in the
+    first row.
 
     Args:
         low_res: the low-resolution input `(h, w)` or `(h, w, C)`, uint8 or float in [0, 1].
@@ -239,6 +242,7 @@ def plot_super_resolution(
             atomically. Nothing is written when None.
         crop: `(top, left, height, width)` of a region in pixels of the upscaled image.
         labels: titles of the bicubic, upscaled and reference panels.
+        border: score with PSNR-Y after cropping this many pixels (the scale, as the cards).
 
     Returns:
         The `matplotlib.figure.Figure`.
@@ -277,8 +281,17 @@ def plot_super_resolution(
                 "reference must have the shape of upscaled. "
                 f"Received: reference.shape={reference.shape}, upscaled.shape={upscaled.shape}"
             )
+        if border is None:
+            score, unit = _psnr, "dB PSNR"
+        else:
+            from keras_attn.training.metrics import psnr_y
+
+            def score(image, reference):
+                return float(psnr_y(reference[None], image[None], border=border)[0])
+
+            unit = f"dB PSNR-Y ({border}-px border)"
         titles = [
-            f"{label}\n{_psnr(image, reference):.2f} dB"
+            f"{label}\n{score(image, reference):.2f} {unit}"
             for label, image in zip(titles, images, strict=True)
         ]
         images.append(reference)
@@ -305,6 +318,7 @@ def plot_super_resolution(
             )
         )
         region = image[top : top + crop_height, left : left + crop_width]
+        axes[1, column].set_title("yellow box, enlarged", fontsize=9)
         axes[1, column].imshow(
             region,
             cmap="gray" if region.ndim == 2 else None,

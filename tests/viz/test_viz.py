@@ -447,9 +447,18 @@ def test_plot_super_resolution(tmp_path, rng):
     )
     assert len(figure.axes) == 6
     titles = [ax.get_title() for ax in figure.axes[:3]]
-    assert titles[1] == "x2\ninf dB" and titles[2] == "HR"
-    assert titles[0].startswith("bicubic\n") and titles[0].endswith(" dB")
+    assert titles[1] == "x2\ninf dB PSNR" and titles[2] == "HR"
+    assert titles[0].startswith("bicubic\n") and titles[0].endswith(" dB PSNR")
     assert figure.axes[3].images[0].get_array().shape == (6, 8, 3)
+    assert figure.axes[3].get_title() == "yellow box, enlarged"
+
+    # the cards' protocol: PSNR-Y with the scale as border, the same number as the metric
+    from keras_attn.training.metrics import psnr_y
+
+    upscaled = np.clip(reference + 0.05 * rng.normal(size=reference.shape), 0, 1).astype("float32")
+    scored = viz.plot_super_resolution(low_res, upscaled, reference, border=2)
+    expected = float(psnr_y(reference[None], upscaled[None], border=2)[0])
+    assert scored.axes[1].get_title() == f"ours\n{expected:.2f} dB PSNR-Y (2-px border)"
     assert read_png(path).shape == (800, 1200, 4)
 
     gray = viz.plot_super_resolution(low_res[..., 0], reference[..., 0])
