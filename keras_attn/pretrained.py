@@ -48,6 +48,7 @@ __all__ = [
     "load_predictor",
     "package_model",
     "render_table",
+    "render_zoo_table",
     "saved_models_root",
     "sha256_of",
     "verify",
@@ -413,3 +414,72 @@ def render_table(*, root: str | os.PathLike | None = None) -> str:
 
 def _short(value) -> str:
     return f"{value:.4g}" if isinstance(value, (int, float)) else "-"
+
+
+def _number(value, decimals: int, suffix: str = "", sign: bool = False) -> str:
+    if not isinstance(value, (int, float)):
+        return "-"
+    return f"{value:{'+' if sign else ''}.{decimals}f}{suffix}"
+
+
+def _held_out_metric(model_card: dict) -> str:
+    """The card's held-out metric, one protocol per family, with fixed decimals."""
+    metrics = model_card.get("metrics", {})
+    family = model_card.get("family")
+    if family == "sr":
+        return (
+            f"PSNR-Y {_number(metrics.get('psnr_y_db'), 2, ' dB')} "
+            f"({_number(metrics.get('gain_over_bicubic_db'), 2, ' dB', sign=True)} over bicubic)"
+        )
+    if family == "classifier":
+        accuracy = metrics.get("accuracy")
+        shown = accuracy * 100 if isinstance(accuracy, (int, float)) else None
+        return f"accuracy {_number(shown, 2, ' %')}"
+    if family == "aligner":
+        return (
+            f"median corner error {_number(metrics.get('median_corner_error_px'), 2, ' px')}, "
+            f"{_number(metrics.get('over_10px_percent'), 1, ' %')} over 10 px, "
+            f"AUC@5 {_number(metrics.get('auc_5px'), 3)}; "
+            f"mean {_number(metrics.get('mean_corner_error_px'), 2, ' px')}"
+        )
+    key = model_card.get("key_metric")
+    return f"{key} {_number(metrics.get(key), 4)}"
+
+
+def _tflite_fp32_ms(model_card: dict):
+    """The card's measured TFLite float32 latency in ms, or None where it has none."""
+    fp32 = model_card.get("metrics", {}).get("tflite", {}).get(TFLITE_FILES["fp32"], {})
+    for key, value in sorted(fp32.items()):
+        if key.startswith("ms_per_") and isinstance(value, (int, float)):
+            return value
+    return None
+
+
+def render_zoo_table(*, root: str | os.PathLike | None = None) -> str:
+    """The README's zoo table: one row per shipped model, generated from the cards.
+
+    Columns: model, task, params, the held-out metric of its family under one protocol (SR:
+    PSNR-Y and the gain over bicubic in dB; classifier: accuracy in %; aligner: median corner
+    error, share of pairs over 10 px, AUC@5, then the mean), the TFLite float32 latency (only
+    if some card measured one), and the size of all its files in MB.
+    """
+    names = [summary["name"] for summary in list_models(root=root)]
+    cards = [card(name, root=root) for name in names]
+    latencies = [_tflite_fp32_ms(model_card) for model_card in cards]
+    with_latency = any(latency is not None for latency in latencies)
+    header = ["model", "task", "params", "held-out metric"]
+    header += ["TFLite fp32 (ms)"] if with_latency else []
+    header += ["size (MB)"]
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, model_card, latency in zip(names, cards, latencies, strict=True):
+        params = model_card.get("params")
+        cells = [
+            f"`{name}`",
+            str(model_card.get("task", "-")),
+            f"{params:,}" if isinstance(params, int) else "-",
+            _held_out_metric(model_card),
+        ]
+        cells += [_number(latency, 1)] if with_latency else []
+        cells += [_number(model_card.get("total_bytes", 0) / 1e6, 2)]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)

@@ -60,6 +60,8 @@ from keras_attn.training import evaluation  # noqa: E402
 
 README_START = "<!-- shipped-models:start -->"
 README_END = "<!-- shipped-models:end -->"
+ZOO_START = "<!-- zoo:start -->"  # the zoo table of the repository's README.md
+ZOO_END = "<!-- zoo:end -->"
 
 
 @dataclasses.dataclass
@@ -411,16 +413,36 @@ def training_section(args: argparse.Namespace) -> dict:
     }
 
 
-def update_readme(root: pathlib.Path) -> bool:
-    """Regenerates the table between the markers of `root/README.md`; True if it did."""
-    readme = root / "README.md"
-    if not readme.exists() or README_START not in readme.read_text():
+def _rewrite_block(readme: pathlib.Path, start: str, end: str, table: str) -> bool:
+    """Replaces the text between `start` and `end` in `readme` by `table`; True if it did."""
+    if not readme.exists() or start not in readme.read_text():
         return False
     text = readme.read_text()
-    table = pretrained.render_table(root=root)
-    pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
-    readme.write_text(pattern.sub(f"{README_START}\n{table}\n{README_END}", text))
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    readme.write_text(pattern.sub(lambda _: f"{start}\n{table}\n{end}", text))
     return True
+
+
+def update_readme(root: pathlib.Path) -> bool:
+    """Regenerates the table between the markers of `root/README.md`; True if it did."""
+    return _rewrite_block(
+        root / "README.md", README_START, README_END, pretrained.render_table(root=root)
+    )
+
+
+def update_zoo_table(root: pathlib.Path) -> list[pathlib.Path]:
+    """Regenerates the tables of the repository one folder above the catalogue (for
+    `--output-root saved_models`): the zoo table of README.md and the `render_table` copy in
+    docs/benchmarks.md. Returns the files it rewrote."""
+    repository = root.absolute().parent
+    rewritten = []
+    readme = repository / "README.md"
+    if _rewrite_block(readme, ZOO_START, ZOO_END, pretrained.render_zoo_table(root=root)):
+        rewritten.append(readme)
+    benchmarks = repository / "docs" / "benchmarks.md"
+    if _rewrite_block(benchmarks, README_START, README_END, pretrained.render_table(root=root)):
+        rewritten.append(benchmarks)
+    return rewritten
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -500,6 +522,8 @@ def main(argv=None) -> int:
     print(json.dumps(summary, indent=1))
     if update_readme(pathlib.Path(args.output_root)):
         print(f"updated the table in {pathlib.Path(args.output_root) / 'README.md'}")
+    for path in update_zoo_table(pathlib.Path(args.output_root)):
+        print(f"updated the table in {path}")
     return 0
 
 

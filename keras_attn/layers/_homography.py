@@ -4,9 +4,10 @@ Homographies are `(B, 3, 3)` tensors acting on column vectors `(x, y, 1)`. Insid
 act on normalised coordinates (`u = 2 x / (W - 1) - 1`, pixel centres at integer `x`), which keeps
 the least-squares systems well conditioned in float32; `pixel_to_normalised` converts.
 
-No `linalg.solve` / `inv` (MatrixSolve and MatrixInverse are not TFLite builtins, see
-PITFALLS.md): the 8x8 normal equations are solved by unrolled Gauss-Jordan elimination (they are
-symmetric positive definite, so no pivoting is needed), and 3x3 inverses use the adjugate.
+No `linalg.solve` / `inv` (MatrixSolve and MatrixInverse are not TFLite builtins: they would
+need the Flex delegate, which the Python LiteRT runtime lacks): the 8x8 normal equations are
+solved by unrolled Gauss-Jordan elimination (they are symmetric positive definite, so no pivoting
+is needed), and 3x3 inverses use the adjugate.
 """
 
 from __future__ import annotations
