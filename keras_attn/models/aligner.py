@@ -14,7 +14,7 @@ features are learned:
 3. each later iteration warps the moving features with the current estimate (`Warp`, as in
    PWC-Net), matches locally on a finer grid and composes the residual homography fitted by
    robust (IRLS) weighted least squares, the DLT solved in-graph (`HomographyUpdate`);
-4. outputs: `homography` (moving->fixed pixels, DESIGN.md), the backward `flow` it implies on the
+4. outputs: `homography` (moving->fixed pixels, OpenCV's convention), the backward `flow` it implies on the
    fixed grid, and the `warped` moving image. With `head="flow"` the flow gets a final dense
    residual from one more local match at stride 2, for scenes that are not one plane.
 
@@ -35,7 +35,7 @@ from keras_attn.models._images import as_float_image, image_array
 from keras_attn.models.registry import register_model
 
 HEADS = ("homography", "flow")
-# The output conventions (DESIGN.md), as written into model cards and `keras-attn predict` JSON.
+# The output conventions, as written into model cards and `keras-attn predict` JSON.
 HOMOGRAPHY_CONVENTION = (
     "3x3 matrix H mapping MOVING pixel coordinates to FIXED ones, [x_f, y_f, 1] ~ H @ "
     "[x_m, y_m, 1], x = column, y = row, pixel centres at integer coordinates, H[2][2] = 1; "

@@ -43,7 +43,7 @@ class SuperResolutionRecipe:
 
     output: str
     scale: int = 2
-    model: str = "sr_small"
+    model: str = "sr_fast"
     dataset: str = "bundled_photos"
     train_split: str = "train"
     val_split: str = "validation"

@@ -240,7 +240,7 @@ def _wait_all(children):
 def two_workers(request, tmp_path_factory, photos_dir, digits_dir):  # noqa: F811
     """`keras-attn train FAMILY --strategy multiworker` as two processes on localhost ports, each
     with its own --output (as on two machines: the chief alone writes the run), with the default
-    verbosity, and a one-worker run beside (the README's scaling-out commands)."""
+    verbosity, and a one-worker run beside (docs/scaling_out.md's commands)."""
     family = request.param
     data_dir = photos_dir if family == "sr" else digits_dir
     root = tmp_path_factory.mktemp(f"multiworker_{family}")
