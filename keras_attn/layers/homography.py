@@ -1,9 +1,9 @@
 """Layers that fit, compose, apply and export homographies inside a functional aligner.
 
-Convention (the model cards' and `keras-attn predict`'s): the aligner's output `homography`
-maps **moving** pixel coordinates to **fixed** ones. Internally the layers carry `G`, its inverse, in normalised coordinates: `G` maps
-a fixed-grid point to where it is found in the moving image, which is what backward warping
-needs. All ops are TFLite builtins (see `_homography.py`).
+Convention (the model cards' and `keras-attn predict`'s): the aligner's output `homography` maps
+**moving** pixel coordinates to **fixed** ones. Internally the layers carry `G`, its inverse, in
+normalised coordinates: `G` maps a fixed-grid point to where it is found in the moving image, which
+is what backward warping needs. All ops are TFLite builtins (see `_homography.py`).
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ features are learned:
 3. each later iteration warps the moving features with the current estimate (`Warp`, as in
    PWC-Net), matches locally on a finer grid and composes the residual homography fitted by
    robust (IRLS) weighted least squares, the DLT solved in-graph (`HomographyUpdate`);
-4. outputs: `homography` (moving->fixed pixels, OpenCV's convention), the backward `flow` it
-   implies on the fixed grid, and the `warped` moving image. With `head="flow"` the flow gets a final dense
+4. outputs: `homography` (moving->fixed pixels, OpenCV's convention), the backward `flow` it implies
+   on the fixed grid, and the `warped` moving image. With `head="flow"` the flow gets a final dense
    residual from one more local match at stride 2, for scenes that are not one plane.
 
 Every op converts to TFLite builtins.
