@@ -26,8 +26,8 @@ test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check keras_attn tests examples benchmarks scripts
-	$(BIN)/ruff format --check keras_attn tests examples benchmarks scripts
+	$(BIN)/ruff check keras_attn keras_attn_cli.py tests examples benchmarks scripts
+	$(BIN)/ruff format --check keras_attn keras_attn_cli.py tests examples benchmarks scripts
 
 benchmark: $(BIN)/.installed
 	$(BIN)/python benchmarks/attention.py

@@ -69,6 +69,7 @@ setup(
             "ruff>=0.6",
         ],
     },
-    entry_points={"console_scripts": ["keras-attn=keras_attn.cli:main"]},
+    py_modules=["keras_attn_cli"],  # the console script: answers --help without TensorFlow
+    entry_points={"console_scripts": ["keras-attn=keras_attn_cli:main"]},
     license="Apache-2.0",
 )

@@ -1,54 +1,16 @@
-"""The `keras-attn` command line; every subcommand is a thin call into the library.
+"""The commands of `keras-attn`; each is a thin call into the library.
 
-    keras-attn list                                   shipped models, then architectures
-    keras-attn info NAME                              a shipped model's card
-    keras-attn train FAMILY --output DIR              sr, classifier or aligner (resumes)
-    keras-attn evaluate NAME_OR_PATH                  held-out PSNR/SSIM-Y, accuracy or corner error
-    keras-attn export PATH --format tflite --output F SavedModel or TFLite (+ quantisation)
-    keras-attn predict NAME_OR_PATH IMAGE... --output DIR   (aligner: MOVING FIXED)
-    keras-attn demo --output DIR                      shipped models on held-out photos
-    keras-attn data fetch-photos [--output DIR]       the Debian photo collection (apt-get)
-
-Bad input ends with one line on stderr, `keras-attn <command>: error: ...`, and exit status 2.
-Set KERAS_ATTN_DEBUG=1 to get the traceback instead.
+The parser and the error handling live in the top-level module `keras_attn_cli` (light: no
+TensorFlow until a command runs); `main` here is the same entry point, for
+`python -m keras_attn.cli`. Each `_command(args)` returns the exit status.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
-import shlex
 import sys
-
-FORMATS = ("keras", "saved_model", "tflite")
-VARIANTS = ("fp32", "fp16", "int8")
-FAMILY_TITLES = {
-    "sr": "super-resolution",
-    "classifier": "image classifier",
-    "aligner": "homography/flow aligner",
-}
-
-
-class _UsageError(ValueError):
-    def __init__(self, prog: str, message: str):
-        super().__init__(message)
-        self.prog = prog
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (no usage block), reported by `main`."""
-
-    def error(self, message):
-        raise _UsageError(self.prog, message)
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    if isinstance(error, (ValueError, OSError)):
-        return text or type(error).__name__
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def format_metric(name: str, value) -> str:
@@ -62,14 +24,6 @@ def format_metric(name: str, value) -> str:
     if abs(value) <= 1:
         return f"{value:.4f}"
     return f"{value:.3g}"
-
-
-def _add_model_source(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="NAME_OR_PATH", help="a shipped model name or a .keras")
-    parser.add_argument(
-        "--format", default="keras", choices=FORMATS, help="format of a shipped model to run"
-    )
-    parser.add_argument("--variant", choices=VARIANTS, help="TFLite variant (None: fp32)")
 
 
 def _load(args: argparse.Namespace):
@@ -448,128 +402,6 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- parser
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from keras_attn.training.recipes import TRAINERS
-
-    defaults = argparse.ArgumentDefaultsHelpFormatter
-    parser = _Parser(prog="keras-attn", description="Attention layers and models for Keras 3.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(name, run, help):
-        sub = commands.add_parser(name, help=help, description=help, formatter_class=defaults)
-        sub.set_defaults(run=run)
-        return sub
-
-    listing = command("list", _list, "list registered architectures and shipped models")
-    listing.add_argument("--json", action="store_true", help="print JSON instead of text")
-
-    info = command("info", _info, "print a shipped model's card (data, command, metrics)")
-    info.add_argument("name", metavar="NAME", help="a shipped model name (keras-attn list)")
-    info.add_argument("--json", action="store_true", help="print the whole card as JSON")
-
-    train = command("train", _train, "train a model family (resumes from --output)")
-    families = train.add_subparsers(dest="family", required=True, metavar="FAMILY")
-    for family, (add_arguments, _) in TRAINERS.items():
-        title = FAMILY_TITLES.get(family, family)
-        add_arguments(
-            families.add_parser(
-                family,
-                help=f"train a {title} model",
-                description=f"Train a {title} model; resumes when --output holds a run.",
-                formatter_class=defaults,
-            )
-        )
-
-    evaluate = command(
-        "evaluate",
-        _evaluate,
-        "PSNR/SSIM-Y (SR), accuracy (classifier) or corner error on DeTone pairs (aligner) on "
-        "held-out data",
-    )
-    _add_model_source(evaluate)
-    evaluate.add_argument(
-        "--dataset",
-        help="tfds dataset (None: bundled_photos for SR and aligners, bundled_digits otherwise)",
-    )
-    evaluate.add_argument(
-        "--split", help="held-out split (None: validation for SR and aligners, else test)"
-    )
-    evaluate.add_argument(
-        "--pairs-per-image",
-        type=int,
-        default=20,
-        help="aligner: DeTone pairs per held-out photo (corners shifted up to 32 px, fixed seed)",
-    )
-    evaluate.add_argument("--data-dir", help="tfds data directory (None: tfds's own)")
-    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-    export = command("export", _export, "export a model as a SavedModel or TFLite file")
-    export.add_argument("model", metavar="PATH", help="a .keras file or a shipped model name")
-    export.add_argument(
-        "--format", required=True, choices=["saved_model", "tflite"], help="export format"
-    )
-    export.add_argument(
-        "--quantization",
-        choices=["float16", "dynamic", "int8"],
-        help="TFLite quantisation (None: float32); int8 calibrates on the family's training "
-        "data; aligners take float16 only (quantised coordinates break the warp)",
-    )
-    export.add_argument("--output", required=True, help="SavedModel folder or .tflite file")
-
-    predict = command(
-        "predict",
-        _predict,
-        "upscale images (SR), print the top classes (classifier) or align MOVING onto FIXED "
-        "(aligner: writes <moving>_warped.png and <moving>_homography.json)",
-    )
-    _add_model_source(predict)
-    predict.add_argument(
-        "inputs",
-        metavar="IMAGE",
-        nargs="+",
-        help="image files (PNG, JPEG...); an aligner takes exactly two, MOVING then FIXED, of "
-        "any size (the network works at its input size; the homography is mapped back)",
-    )
-    predict.add_argument(
-        "--output",
-        help="folder for the upscaled PNGs (SR), the warped PNG and homography JSON (aligner) "
-        "or predictions.json (classifier); None: next to the (first) input image, and no "
-        "predictions.json",
-    )
-    predict.add_argument("--tile", type=int, help="SR: process in tiles of this input size")
-    predict.add_argument("--overlap", type=int, default=16, help="SR: overlap between tiles")
-    predict.add_argument("--top-k", type=int, default=3, help="classifier: classes to print")
-    predict.add_argument(
-        "--refine",
-        action="store_true",
-        help="aligner: a second pass on the warped image, kept where it raises the overlap's "
-        "correlation (fewer failures at large shifts, 6x the time)",
-    )
-
-    demo = command("demo", _demo, "run the shipped models on held-out photos and write figures")
-    demo.add_argument("--output", default="demo_output", help="folder for the PNGs and index.html")
-
-    data = command("data", _data, "fetch data sets that come from Debian's archive")
-    data.add_argument(
-        "what",
-        choices=["fetch-photos"],
-        help="fetch-photos: 22 photographs from plasma-workspace-wallpapers and "
-        "mate-backgrounds (apt-get download + dpkg-deb, no root), for `--dataset "
-        "photo_collection`",
-    )
-    data.add_argument(
-        "--output",
-        help="folder (None: $KERAS_ATTN_PHOTO_COLLECTION or "
-        "~/.keras/datasets/keras_attn_photo_collection, where training looks)",
-    )
-    data.add_argument("--debs", help="a folder that already holds the two .deb files")
-    data.add_argument("--force", action="store_true", help="fetch again even if complete")
-    return parser
-
-
 def _data(args: argparse.Namespace) -> int:
     from keras_attn.data import photo_collection
 
@@ -588,30 +420,9 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        parser = build_parser()
-        args, extras = parser.parse_known_args(argv)
-        if extras:
-            words = ["keras-attn", getattr(args, "command", None), getattr(args, "family", None)]
-            prog = " ".join(word for word in words if word)
-            raise _UsageError(prog, f"unrecognized arguments: {' '.join(extras)}")
-    except _UsageError as error:
-        print(f"{error.prog}: error: {_one_line(error)}", file=sys.stderr)
-        return 2
-    args.command_line = shlex.join(["keras-attn", *argv])
-    try:
-        return args.run(args)
-    except KeyboardInterrupt:
-        print(f"keras-attn {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:
-        if os.environ.get("KERAS_ATTN_DEBUG"):
-            raise
-        print(f"keras-attn {args.command}: error: {_one_line(error)}", file=sys.stderr)
-        return 2
-
+# `python -m keras_attn.cli` and `keras_attn.cli.main` run the same command line as
+# `keras-attn` (its parser lives in the light top-level module keras_attn_cli).
+from keras_attn_cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

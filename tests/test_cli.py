@@ -1,4 +1,5 @@
 import json
+import os
 import re
 import subprocess
 import sys
@@ -345,3 +346,29 @@ def test_every_help_states_its_defaults(argv, capsys):
     assert options
     for entry in options:
         assert "(default:" in entry, entry
+
+
+def test_help_needs_no_tensorflow_and_commands_keep_its_log_lines_quiet(tmp_path):
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, keras_attn_cli\n"
+        "try:\n    keras_attn_cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('tensorflow imported:', 'tensorflow' in sys.modules)"
+    )
+    help_run = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert "usage: keras-attn" in help_run.stdout and "info" in help_run.stdout
+    assert "tensorflow imported: False" in help_run.stdout
+    listed = subprocess.run(
+        [sys.executable, "-m", "keras_attn_cli", "list"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
+    )
+    assert listed.returncode == 0 and "Shipped models" in listed.stdout
+    assert "oneDNN" not in listed.stderr and "I0000" not in listed.stderr, listed.stderr[-500:]
