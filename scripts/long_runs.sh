@@ -5,6 +5,8 @@
 # validation PSNR-Y per 1,000 steps).
 #
 #   bash scripts/long_runs.sh sr_x2      # sr_fast x2 on bundled + collection photos, 30,000 steps
+#   bash scripts/long_runs.sh sr_x3      # x3 from the sr_x2 run (upsampler new), 10,000 steps
+#   bash scripts/long_runs.sh sr_x4      # x4 likewise
 #
 # Needs the photo collection: keras-attn data fetch-photos (once).
 set -euo pipefail
@@ -18,11 +20,18 @@ run() {  # run NAME ARGS...: the command goes into runs/NAME/command.txt, the lo
   nice -n 10 "$@" --output "runs/$name" --verbose 2 >> "runs/$name/train.log" 2>&1
 }
 
-case "${1:?which run: sr_x2}" in
+case "${1:?which run: sr_x2, sr_x3 or sr_x4}" in
   sr_x2)
     run sr_x2_collection "$BIN/keras-attn" train sr --model sr_fast --scale 2 \
       --dataset bundled_photos+photo_collection --epochs 30 --steps-per-epoch 1000 \
       --learning-rate 5e-4 --checkpoint-minutes 10
+    ;;
+  sr_x3|sr_x4)
+    scale=${1#sr_x}
+    run "sr_x${scale}_collection" "$BIN/keras-attn" train sr --model sr_fast --scale "$scale" \
+      --init-from runs/sr_x2_collection/model.keras \
+      --dataset bundled_photos+photo_collection --epochs 10 --steps-per-epoch 1000 \
+      --learning-rate 3e-4 --warmup-steps 100 --checkpoint-minutes 10
     ;;
   *) echo "unknown run: $1" >&2; exit 2 ;;
 esac
