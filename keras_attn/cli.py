@@ -109,11 +109,35 @@ def _train(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- evaluate
 
 
+class _Progress:
+    """A predictor that advances a Keras progress bar on every call (attributes forwarded)."""
+
+    def __init__(self, predictor, target: int | None, unit: str):
+        import keras
+
+        self._predictor = predictor
+        self._bar = keras.utils.Progbar(target, unit_name=unit)
+        self._calls = 0
+
+    def __call__(self, *args, **kwargs):
+        output = self._predictor(*args, **kwargs)
+        self._calls += 1
+        self._bar.update(self._calls)
+        return output
+
+    def done(self) -> None:
+        self._bar.update(self._calls, finalize=True)
+
+    def __getattr__(self, name):
+        return getattr(self._predictor, name)
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from keras_attn.models.super_resolution import model_scale
     from keras_attn.training import evaluation
 
     predictor = _load(args)
+    show_progress = sys.stdout.isatty() and not args.json
     dataset, split = evaluation.DEFAULT_DATASETS[predictor.family]
     dataset, split = args.dataset or dataset, args.split or split
     result = {"model": predictor.source, "family": predictor.family, "dataset": dataset}
@@ -121,7 +145,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if predictor.family == "sr":
         scale = model_scale(predictor)
         pairs = evaluation.held_out_pairs(scale, dataset, split, data_dir=args.data_dir)
-        model_scores = evaluation.evaluate_super_resolution(predictor, scale, pairs)
+        runner = _Progress(predictor, len(pairs), "image") if show_progress else predictor
+        model_scores = evaluation.evaluate_super_resolution(runner, scale, pairs)
         bicubic = evaluation.evaluate_super_resolution(None, scale, pairs)
         result.update(
             scale=scale,
@@ -134,12 +159,16 @@ def _evaluate(args: argparse.Namespace) -> int:
             for name, scores in model_scores.per_image.items()
         }
     elif predictor.family == "aligner":
-        result.update(_evaluate_aligner(predictor, dataset, split, args))
+        runner = _Progress(predictor, None, "batch") if show_progress else predictor
+        result.update(_evaluate_aligner(runner, dataset, split, args))
     else:
         test_data = evaluation.classifier_test_data(
             predictor.input_shape, dataset, split, data_dir=args.data_dir
         )
-        result.update(evaluation.evaluate_classifier(predictor, test_data))
+        runner = _Progress(predictor, None, "batch") if show_progress else predictor
+        result.update(evaluation.evaluate_classifier(runner, test_data))
+    if show_progress:
+        runner.done()
     if args.json:
         print(json.dumps(result, indent=1))
     elif predictor.family == "aligner":

@@ -372,3 +372,12 @@ def test_help_needs_no_tensorflow_and_commands_keep_its_log_lines_quiet(tmp_path
     )
     assert listed.returncode == 0 and "Shipped models" in listed.stdout
     assert "oneDNN" not in listed.stderr and "I0000" not in listed.stderr, listed.stderr[-500:]
+
+
+def test_evaluate_shows_progress_on_a_terminal_only(capsys, monkeypatch, digits_dir):  # noqa: F811
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    code, out, _ = run(capsys, "evaluate", "classifier_digits", "--data-dir", digits_dir)
+    assert code == 0 and "batch" in out  # Keras's progress bar, counted in batches
+    assert out.strip().splitlines()[-1].startswith("classifier_digits (keras): accuracy")
+    code, out, _ = run(capsys, "evaluate", "classifier_digits", "--data-dir", digits_dir, "--json")
+    assert code == 0 and json.loads(out)["examples"] == 359  # JSON stays parseable
