@@ -1,4 +1,14 @@
-"""keras_attn: attention layers and an attention model zoo for Keras 3 on TensorFlow."""
+"""keras_attn: attention layers and an attention model zoo for Keras 3 on TensorFlow.
+
+`import keras_attn` registers every serialisable class (the layers, the losses and metrics a
+compiled model refers to) and the model presets, so it is all `keras.saving.load_model` needs.
+The other subpackages load on first use (`keras_attn.data`, `.export`, `.pretrained`,
+`.training`, `.viz`): `import keras_attn.layers` does not import tensorflow-datasets.
+`import keras_attn.data` registers the local tfds builders (`bundled_photos`, `photo_folder`,
+`bundled_digits`) before a `tfds.load` of them.
+"""
+
+import importlib
 
 from keras_attn.version import __version__
 
@@ -10,8 +20,15 @@ except ImportError as error:  # pragma: no cover - depends on the installation
         'pip install "keras-attn[cpu]" (or "[gpu]" on a CUDA machine).'
     ) from error
 
-# Importing the package registers every serialisable class (layers, losses, metrics), so
-# `import keras_attn` is all `keras.saving.load_model` needs, trained-and-compiled models included.
-from keras_attn import data, export, layers, models, pretrained, training, viz
+from keras_attn import layers, models  # noqa: E402  (layers and model presets registered)
+from keras_attn.training import alignment, losses, metrics  # noqa: E402,F401  (registered)
+
+_LAZY = ("data", "export", "pretrained", "training", "viz")
 
 __all__ = ["__version__", "data", "export", "layers", "models", "pretrained", "training", "viz"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return importlib.import_module(f"keras_attn.{name}")
+    raise AttributeError(f"module 'keras_attn' has no attribute {name!r}")

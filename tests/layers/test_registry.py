@@ -35,3 +35,26 @@ def test_every_public_layer_is_serialisable_under_the_package_name():
         obj = getattr(layers, name)
         if isinstance(obj, type):
             assert keras.saving.get_registered_name(obj) == f"keras_attn>{name}"
+
+
+def test_importing_the_layers_needs_neither_tfds_nor_the_data_package(tmp_path):
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, keras, keras_attn.layers\n"
+        "print(sorted(m for m in ('tensorflow_datasets', 'keras_attn.data', 'keras_attn.viz',"
+        " 'keras_attn.export') if m in sys.modules))\n"
+        "import keras_attn\n"
+        "model = keras.saving.load_model(sys.argv[1])  # registered by `import keras_attn`\n"
+        "print(model.name, 'keras_attn.data' in sys.modules)\n"
+    )
+    import keras_attn
+
+    path = tmp_path / "m.keras"
+    keras_attn.models.build_model("sr_tiny_x2").save(path)
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-1500:]
+    assert result.stdout.splitlines() == ["[]", "sr_tiny_x2 False"]
