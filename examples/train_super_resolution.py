@@ -4,10 +4,13 @@ Description: random HR crops from real photos, LR by bicubic downscaling, Charbo
 PSNR-Y / SSIM-Y on held-out photos after every epoch, resumable from its output folder.
 
 Run (defaults: the bundled photos, offline):
-    python examples/train_super_resolution.py --scale 2 --output runs/sr_x2
-    python examples/train_super_resolution.py --scale 3 --init-from runs/sr_x2/model.keras \
+    python examples/train_super_resolution.py --model sr_fast --scale 2 --output runs/sr_x2
+    python examples/train_super_resolution.py --model sr_fast --scale 3 \
+        --init-from runs/sr_x2/model.keras \
         --output runs/sr_x3
-Run the same command again after an interruption: it resumes from the last completed epoch.
+Run the same command again after an interruption: it resumes from the last backup (every epoch
+and every --checkpoint-minutes inside one). `--dataset bundled_photos+photo_collection` adds 22
+Debian photographs (`keras-attn data fetch-photos` first); `--dataset folder:/path` any folder.
 With a network, any tfds image dataset works: `--dataset div2k/bicubic_x2` (HR images only).
 Writes model.keras, history.csv and metrics.json (validation PSNR/SSIM-Y, bicubic baseline,
 params, command, wall time). The run itself is
