@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The exact commands that train the shipped SR models. Each run checkpoints every epoch and
 # resumes when started again with the same --output.
-# - sr_x2 is sr_fast (2 groups x 3 blocks), from scratch: runs/sr_fast_x2.
+# - sr_x2 is sr_fast (2 groups x 3 blocks) trained 30,000 steps on bundled + collection photos:
+#   `bash scripts/long_runs.sh sr_x2` (runs/sr_x2_collection). The first line below is the
+#   3,000-step bundled-only run it replaced (runs/sr_fast_x2), kept for the references' tables.
 # - sr_x3 / sr_x4 are sr_small (2 groups x 4 blocks), fine-tuned from the sr_small x2 run
 #   (runs/sr_x2), which was the shipped x2 model until sr_fast matched its PSNR at 21 % fewer
 #   MACs. (They started from runs/sr_x2/model_rebuilt.keras: the same x2 weights re-saved after
