@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import hashlib
 import json
 import os
 import pathlib
@@ -26,7 +25,7 @@ import subprocess
 import tempfile
 from urllib.parse import unquote
 
-from keras_attn._io import atomic_path
+from keras_attn._io import atomic_path, sha256_of  # noqa: F401  (sha256_of public here too)
 
 PLASMA = "plasma-workspace-wallpapers"
 MATE = "mate-backgrounds"
@@ -96,14 +95,6 @@ def default_folder() -> pathlib.Path:
     if configured:
         return pathlib.Path(configured).expanduser()
     return pathlib.Path.home() / ".keras" / "datasets" / "keras_attn_photo_collection"
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- licences

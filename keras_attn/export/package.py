@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import datetime
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -18,7 +17,7 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-from keras_attn._io import atomic_path
+from keras_attn._io import atomic_path, sha256_of  # noqa: F401  (sha256_of public here too)
 from keras_attn.export.saved_model import call_model, export_saved_model
 from keras_attn.export.tflite import export_tflite
 from keras_attn.export.tflite import sample_inputs as default_sample_inputs
@@ -52,15 +51,6 @@ def check_quantization(family: str, quantization: str | None) -> None:
             f"{family} models are exported as float32 or float16 only, not "
             f"quantization={quantization!r}: {FLOAT_ONLY[family]}"
         )
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _output_tensors(model: keras.Model, names: list[str] | None) -> tuple[list, list[str]]:

@@ -9,7 +9,6 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import sys
 import types
@@ -22,6 +21,7 @@ from keras_attn import cli
 from keras_attn.training import distribute
 from tests.data.test_bundled_photos import photos_dir  # noqa: F401  (session fixture)
 from tests.data.test_classification import digits_dir  # noqa: F401  (session fixture)
+from tests.helpers import free_ports
 
 CHILD_ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 CHILD_TIMEOUT_S = 300
@@ -173,16 +173,6 @@ def test_custom_loop_resumes_where_it_stopped(mirrored_runs):
 # --------------------------------------------------------------------------- two workers
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 # Tiny runs of two families. No --verbose: the default progress bar reads a cross-worker metric
 # every step, which must happen on every worker alike (a chief-only read put the workers'
 # collectives out of step).
@@ -244,7 +234,7 @@ def two_workers(request, tmp_path_factory, photos_dir, digits_dir):  # noqa: F81
     family = request.param
     data_dir = photos_dir if family == "sr" else digits_dir
     root = tmp_path_factory.mktemp(f"multiworker_{family}")
-    ports = _free_ports(2)
+    ports = free_ports(2)
     cluster = {"worker": [f"localhost:{port}" for port in ports]}
     children = _start_workers(root, cluster, family, data_dir)
     codes = _wait_all(children)
@@ -300,7 +290,7 @@ def test_two_workers_resume_only_from_the_chief_backup(two_workers):
     stop with one clear line; with the chief's backup copied to worker 1, both resume."""
     if two_workers.family != "sr":
         pytest.skip("the check sits in the loop every family shares: one family is enough")
-    root, ports = two_workers.root, _free_ports(2)
+    root, ports = two_workers.root, free_ports(2)
     cluster = {"worker": [f"localhost:{port}" for port in ports]}
     more = ("--epochs", "3")
     codes = _wait_all(_start_workers(root, cluster, "sr", two_workers.data_dir, *more))
@@ -311,7 +301,7 @@ def test_two_workers_resume_only_from_the_chief_backup(two_workers):
     assert len(_history(root / "w0")) == 2  # nothing trained, nothing appended
 
     shutil.copytree(root / "w0" / "backup", root / "w1" / "backup")
-    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     codes = _wait_all(_start_workers(root, cluster, "sr", two_workers.data_dir, *more))
     assert codes == [0, 0], [(root / f"worker{i}.log").read_text()[-1500:] for i in range(2)]
     assert [int(row["epoch"]) for row in _history(root / "w0")] == [0, 1, 2]

@@ -4,24 +4,15 @@ both workers exit 0 with the default progress bar, each with its own --output.""
 import os
 import pathlib
 import re
-import socket
 import subprocess
 import sys
 
 import pytest
 
+from tests.helpers import free_ports
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "scaling_out.md"
-
-
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _one_machine_block() -> str:
@@ -35,7 +26,7 @@ def test_the_documented_two_worker_commands_run(tmp_path):
     block = _one_machine_block()
     assert "--strategy multiworker" in block and "--output w0" in block and "--output w1" in block
     assert "--verbose" not in block  # the default progress bar, where the bug was
-    for old, new in zip(re.findall(r"localhost:(\d+)", block), _free_ports(2), strict=True):
+    for old, new in zip(re.findall(r"localhost:(\d+)", block), free_ports(2), strict=True):
         block = block.replace(f"localhost:{old}", f"localhost:{new}")
     bin_dir = pathlib.Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
