@@ -4,14 +4,14 @@
 # - sr_x2 is sr_fast (2 groups x 3 blocks) trained 30,000 steps on bundled + collection photos:
 #   `bash scripts/long_runs.sh sr_x2` (runs/sr_x2_collection). The first line below is the
 #   3,000-step bundled-only run it replaced (runs/sr_fast_x2), kept for the references' tables.
-# - sr_x3 is sr_fast fine-tuned from the collection x2: `bash scripts/long_runs.sh sr_x3`.
-# - sr_x4 (and the sr_x3 it replaced) are sr_small (2 groups x 4 blocks), fine-tuned from the sr_small x2 run
-#   (runs/sr_x2), which was the shipped x2 model until sr_fast matched its PSNR at 21 % fewer
-#   MACs. (They started from runs/sr_x2/model_rebuilt.keras: the same x2 weights re-saved after
+# - sr_x3 / sr_x4 are sr_fast fine-tuned from the collection x2: `bash scripts/long_runs.sh
+#   sr_x3` and `... sr_x4`.
+# - The sr_x3 / sr_x4 they replaced are sr_small (2 groups x 4 blocks), fine-tuned from the
+#   sr_small x2 run (runs/sr_x2), which was the shipped x2 model until sr_fast matched its PSNR
+#   at 21 % fewer MACs; the lines below rerun them for the references' tables. (They started from runs/sr_x2/model_rebuilt.keras: the same x2 weights re-saved after
 #   the builder swapped UpSampling2D for BilinearUpsampling2D; a fresh rerun of the sr_small x2
 #   line writes model.keras with the current builder directly.)
-# (--model sr_small is spelled out: `train sr` defaults to sr_fast since the x2 switched; the
-# sr_x3 / sr_x4 cards record their commands from when the default was sr_small.)
+# (--model sr_small is spelled out: `train sr` defaults to sr_fast since the x2 switched.)
 # Wall time on the 2-core CPU: about 40 s to 80 s per epoch of 100 steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
