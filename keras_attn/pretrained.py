@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import os
 import pathlib
@@ -25,7 +26,7 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-from keras_attn.export import TFLiteModel
+from keras_attn.export import TFLiteModel, check_value_range
 from keras_attn.export.package import (
     CARD,
     KERAS_FILE,
@@ -55,6 +56,7 @@ __all__ = [
 ]
 
 ENV_VAR = "KERAS_ATTN_SAVED_MODELS"
+VALUE_RANGE = (0.0, 1.0)  # every shipped model takes float32 images in [0, 1]
 FORMATS = ("keras", "saved_model", "tflite")
 
 
@@ -258,10 +260,13 @@ def load(
 
     Args:
         name: a folder of the catalogue, e.g. `"sr_x2"` (`list_models()` lists them).
-        format: `"keras"` -> a `keras.Model` (uncompiled); `"saved_model"` -> the
+        format: `"keras"` -> a `keras.Model` (uncompiled) whose `model(x)` and
+            `model.predict(x)` raise a one-line `ValueError` on uint8, 0-255 or NaN input
+            (every shipped model takes float32 images in [0, 1]); `"saved_model"` -> the
             `tf.saved_model.load` object (`.signatures["serving_default"]` takes named inputs
             and returns a dict); `"tflite"` -> a `keras_attn.export.TFLiteModel` (call it on
-            numpy inputs; its `.interpreter` is the LiteRT `Interpreter`).
+            numpy inputs; its `.interpreter` is the LiteRT `Interpreter`; it checks the input
+            range likewise). The SavedModel signature does not check.
         variant: TFLite only: `None`/`"fp32"`, `"fp16"` or `"int8"`.
         root: catalogue folder (default: see `saved_models_root`).
 
@@ -271,12 +276,50 @@ def load(
     """
     path = verify(name, format, variant=variant, root=root)
     if format == "keras":
-        return keras.saving.load_model(path, compile=False)
+        return _guard_value_range(keras.saving.load_model(path, compile=False))
     if format == "saved_model":
         import tensorflow as tf
 
         return tf.saved_model.load(str(path))
-    return TFLiteModel(path)
+    return TFLiteModel(path, value_range=VALUE_RANGE)
+
+
+def _guard_value_range(model: keras.Model) -> keras.Model:
+    """Makes `model(x)` and `model.predict(x)` raise a one-line `ValueError` on uint8, 0-255 or
+    NaN input instead of returning white images (`check_value_range`; symbolic and
+    `tf.data` inputs pass unchecked). Only this loaded instance changes: its class becomes a
+    subclass that keeps the original's name and module, so `model.save` writes the same file."""
+    model.__class__ = _checked_class(type(model))
+    model._value_range_input_names = [tensor.name.split(":")[0] for tensor in model.inputs]
+    return model
+
+
+@functools.cache
+def _checked_class(base: type) -> type:
+    def as_dict(model, inputs):
+        names = model._value_range_input_names
+        if isinstance(inputs, dict):
+            return inputs
+        if isinstance(inputs, (list, tuple)) and len(inputs) == len(names) > 1:
+            return dict(zip(names, inputs, strict=True))
+        return {names[0]: inputs}
+
+    def checked_call(self, inputs, *args, **kwargs):
+        check_value_range(as_dict(self, inputs), VALUE_RANGE)
+        return base.__call__(self, inputs, *args, **kwargs)
+
+    def checked_predict(self, x, *args, **kwargs):
+        if not hasattr(x, "element_spec"):  # a tf.data.Dataset is not read ahead
+            check_value_range(as_dict(self, x), VALUE_RANGE)
+        return base.predict(self, x, *args, **kwargs)
+
+    namespace = {
+        "__call__": checked_call,
+        "predict": checked_predict,
+        "__module__": base.__module__,
+        "__qualname__": base.__qualname__,
+    }
+    return type(base.__name__, (base,), namespace)
 
 
 # --------------------------------------------------------------------------- CLI support

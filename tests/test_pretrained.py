@@ -216,6 +216,38 @@ def test_unknown_names_formats_and_variants():
         pretrained.load("sr_x2", "tflite", variant="int4")
 
 
+@pytest.mark.parametrize("format", ["keras", "tflite"])
+def test_uint8_0_255_and_nan_input_is_rejected_in_one_line(format, real_inputs, tmp_path):
+    """A [0, 1] model fed a 0-255 photo returns white; load() says so instead (#20)."""
+    model = pretrained.load("sr_x2", format)
+    image = real_inputs["sr_x2"]
+    calls = [lambda x: model(x)]
+    if format == "keras":
+        calls.append(lambda x: model.predict(x, verbose=0))
+    for call in calls:
+        call(image)  # [0, 1] float32 passes
+        with pytest.raises(ValueError, match=r"^Input 'image' has integer dtype uint8\..*255"):
+            call((image * 255).astype("uint8"))
+        with pytest.raises(ValueError, match=r"^Input 'image' has values in \[.*, 2\d\d\.?\d*\]"):
+            call(image * 255)
+        with pytest.raises(ValueError, match="^Input 'image' contains NaN"):
+            call(np.where(image > 0.5, np.nan, image))
+    if format == "keras":
+        # The checked model saves and reloads as the plain Keras model it was.
+        model.save(tmp_path / "copy.keras")
+        copy = keras.saving.load_model(tmp_path / "copy.keras", compile=False)
+        assert type(copy).__name__ == type(model).__name__ == "Functional"
+        np.testing.assert_allclose(copy(image), model(image), atol=1e-6)
+
+
+def test_aligner_inputs_are_checked_by_name():
+    model = pretrained.load("aligner_homography")
+    pair = np.full((1, 128, 128, 1), 0.5, "float32")
+    assert sorted(model({"moving": pair, "fixed": pair})) == ["flow", "homography", "warped"]
+    with pytest.raises(ValueError, match="^Input 'fixed' has values"):
+        model({"moving": pair, "fixed": pair * 255})
+
+
 # --------------------------------------------------------------------------- packaging
 
 

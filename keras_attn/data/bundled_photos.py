@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow_datasets as tfds
 
+from keras_attn.data.offline import OfflineBuilder
+
 
 def _skimage(name: str):
     def load():
@@ -90,8 +92,10 @@ def load_photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3].astype("uint8"))
 
 
-class BundledPhotos(tfds.core.GeneratorBasedBuilder):
+class BundledPhotos(OfflineBuilder):
     """Natural photographs bundled with scikit-image and scikit-learn, as a tfds dataset."""
+
+    SOURCE = "the photos inside scikit-image and scikit-learn"
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "19 photos: 14 train, 5 validation."}

@@ -15,6 +15,8 @@ import functools
 import numpy as np
 import tensorflow_datasets as tfds
 
+from keras_attn.data.offline import OfflineBuilder
+
 SPLITS = ("train", "test")
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
@@ -52,8 +54,10 @@ def load_split(split: str) -> tuple[np.ndarray, np.ndarray]:
     return images[indices], labels[indices]
 
 
-class BundledDigits(tfds.core.GeneratorBasedBuilder):
+class BundledDigits(OfflineBuilder):
     """scikit-learn's 1,797 handwritten 8x8 digit scans as a tfds dataset (train 1,438/test 359)."""
+
+    SOURCE = "scikit-learn's bundled digits"
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Stratified 80/20 split, seed 0: 1,438 train, 359 test."}

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from keras_attn.data import photo_collection
+from keras_attn.data.offline import OfflineBuilder
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
 VALIDATION_LIST = "validation.txt"
@@ -102,8 +103,10 @@ def read_rgb(path: pathlib.Path) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-class PhotoFolder(tfds.core.GeneratorBasedBuilder):
+class PhotoFolder(OfflineBuilder):
     """A folder of photographs, tiled, with a fixed validation subset (see the module doc)."""
+
+    SOURCE = "a folder of image files"
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Tiles of at most 512 pixels a side; validation.txt or every 5th."}

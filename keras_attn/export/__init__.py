@@ -4,6 +4,7 @@ from keras_attn.export.saved_model import export_saved_model
 from keras_attn.export.tflite import (
     TFLiteModel,
     TFLiteReport,
+    check_value_range,
     export_tflite,
     run_tflite,
     sample_inputs,
@@ -12,6 +13,7 @@ from keras_attn.export.tflite import (
 __all__ = [
     "TFLiteModel",
     "TFLiteReport",
+    "check_value_range",
     "export_saved_model",
     "export_tflite",
     "run_tflite",

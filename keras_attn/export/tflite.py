@@ -44,6 +44,39 @@ def sample_inputs(model: keras.Model, spatial: int = 64, seed: int = 0) -> dict[
     }
 
 
+def check_value_range(inputs: dict, value_range: tuple[float, float] = (0.0, 1.0)) -> None:
+    """Raises a `ValueError` naming the input when an array is not float images in `value_range`:
+    integer arrays (e.g. uint8 0-255 photos, which a [0, 1] model turns white), values more
+    than half the range outside it, or NaN/inf. Symbolic tensors are skipped."""
+    low, high = value_range
+    margin = 0.5 * (high - low)
+    for name, value in inputs.items():
+        try:
+            array = np.asarray(value)
+        except Exception:  # a symbolic tensor (inside a traced function): nothing to check
+            continue
+        if array.dtype == object:
+            continue
+        hint = (
+            f"The model takes float32 images in [{low:g}, {high:g}]"
+            + (": divide 0-255 images by 255 first" if high == 1.0 else "")
+            + " (keras_attn.upscale, align and the CLI convert for you)."
+        )
+        if array.dtype.kind in "iub":
+            raise ValueError(f"Input '{name}' has integer dtype {array.dtype}. {hint}")
+        if array.size == 0:
+            continue
+        if not np.isfinite(array).all():
+            raise ValueError(
+                f"Input '{name}' contains NaN or infinite values: the model takes finite "
+                f"float32 images in [{low:g}, {high:g}]."
+            )
+        if array.max() > high + margin or array.min() < low - margin:
+            raise ValueError(
+                f"Input '{name}' has values in [{array.min():g}, {array.max():g}]. {hint}"
+            )
+
+
 class TFLiteModel:
     """A TFLite model in LiteRT, called through its `serving_default` signature.
 
@@ -55,11 +88,21 @@ class TFLiteModel:
     Args:
         content_or_path: a `.tflite` path, or the flatbuffer as bytes.
         num_threads: LiteRT CPU threads (None: LiteRT's default).
+        value_range: `(low, high)` of the images the model takes (`(0, 1)` for the shipped
+            models, which `keras_attn.pretrained.load` sets): calls with integer arrays, NaN or
+            values far outside it raise a `ValueError` (see `check_value_range`). `None`: any.
     """
 
-    def __init__(self, content_or_path, *, num_threads: int | None = None):
+    def __init__(
+        self,
+        content_or_path,
+        *,
+        num_threads: int | None = None,
+        value_range: tuple[float, float] | None = None,
+    ):
         self._source = content_or_path
         self._num_threads = num_threads
+        self.value_range = value_range
         self.interpreter = self._interpreter()
         runner = self.interpreter.get_signature_runner("serving_default")
         self.input_names = tuple(runner.get_input_details())
@@ -86,6 +129,8 @@ class TFLiteModel:
             raise ValueError(
                 f"The model takes inputs {sorted(self.input_names)}. Received: {sorted(inputs)}"
             )
+        if self.value_range is not None:
+            check_value_range(inputs, self.value_range)
         inputs = {name: np.asarray(value, "float32") for name, value in inputs.items()}
         try:
             return self._runner(**inputs)

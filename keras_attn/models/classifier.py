@@ -322,3 +322,16 @@ register_model(
     input_shape=(32, 32, 1),
     num_classes=10,
 )
+register_model(
+    "classifier_fashion",
+    "classifier",
+    attention_classifier,
+    description="SE ResNet, 3 stages (32, 64, 128) x 2 blocks, dropout 0.2, for 28x28 "
+    "grayscale Fashion-MNIST (the shipped fashion_mnist model)",
+    attention="se",
+    widths=(32, 64, 128),
+    depths=(2, 2, 2),
+    dropout=0.2,
+    input_shape=(28, 28, 1),
+    num_classes=10,
+)

@@ -74,6 +74,7 @@ class ClassifierRecipe:
     dataset: str = "bundled_digits"
     train_split: str = "train"
     test_split: str = "test"
+    val_split: str | None = None
     data_dir: str | None = None
     epochs: int = 30
     steps_per_epoch: int | None = None
@@ -82,6 +83,8 @@ class ClassifierRecipe:
     learning_rate: float = 2e-3
     warmup_steps: int = 0
     label_smoothing: float = 0.0
+    random_erasing: float = 0.0
+    weight_decay: float | None = None
     jit: bool = False
     mixed_precision: bool = False
     strategy: str = "default"
@@ -95,6 +98,12 @@ class ClassifierRecipe:
             raise ValueError(
                 f"--label-smoothing must be in [0, 1). Received: {self.label_smoothing}"
             )
+        if not 0.0 <= self.random_erasing <= 1.0:
+            raise ValueError(
+                f"--random-erasing must be a probability in [0, 1]. Received: {self.random_erasing}"
+            )
+        if self.weight_decay is not None and not self.weight_decay >= 0.0:
+            raise ValueError(f"--weight-decay must be >= 0. Received: {self.weight_decay}")
 
 
 def recipe_from_args(recipe_class, args: argparse.Namespace):
@@ -184,7 +193,25 @@ def add_classifier_arguments(parser: argparse.ArgumentParser) -> None:
         "--image-size", type=int, default=defaults.image_size, help="side of the model's input"
     )
     parser.add_argument(
+        "--val-split",
+        default=None,
+        help="split validated on after every epoch (default: --test-split); pass a slice of "
+        "the training data, e.g. 'train[:5000]', to read the test split only once, at the end",
+    )
+    parser.add_argument(
         "--label-smoothing", type=float, default=0.0, help="label smoothing in [0, 1)"
+    )
+    parser.add_argument(
+        "--random-erasing",
+        type=float,
+        default=defaults.random_erasing,
+        help="probability of random erasing per training image (0.5 in the Fashion-MNIST recipe)",
+    )
+    parser.add_argument(
+        "--weight-decay",
+        type=float,
+        default=defaults.weight_decay,
+        help="decoupled weight decay (AdamW); none: Adam",
     )
     _add_common(parser, defaults, learning_rate_help="peak learning rate")
 
@@ -219,12 +246,15 @@ def _run(recipe, command: str, body: Callable[[pathlib.Path, object], dict]) -> 
     return summary
 
 
-def _train_config(recipe, steps_per_epoch: int) -> training.TrainConfig:
+def _train_config(
+    recipe, steps_per_epoch: int, *, weight_decay: float | None = None
+) -> training.TrainConfig:
     return training.TrainConfig(
         epochs=recipe.epochs,
         steps_per_epoch=steps_per_epoch,
         learning_rate=recipe.learning_rate,
         warmup_steps=recipe.warmup_steps,
+        weight_decay=weight_decay,
         jit_compile=recipe.jit,
         verbose=recipe.verbose,
         checkpoint_minutes=recipe.checkpoint_minutes,
@@ -378,11 +408,17 @@ def train_classifier(recipe: ClassifierRecipe, *, command: str = "") -> dict:
                 data_dir=recipe.data_dir,
                 seed=recipe.seed,
                 channels=channels,
+                random_erasing=recipe.random_erasing if training_mode else 0.0,
             )
 
         loss, accuracy, targets = loss_and_metric(recipe.label_smoothing, num_classes)
         train_data = load(recipe.train_split, True).map(targets)
         test_data = load(recipe.test_split, False).map(targets)
+        val_split = recipe.val_split or recipe.test_split
+        if val_split == recipe.test_split:
+            val_data = test_data
+        else:
+            val_data = load(val_split, False).map(targets)
 
         # Model: float32 softmax probabilities (the losses take probabilities).
         with strategy.scope():
@@ -393,7 +429,7 @@ def train_classifier(recipe: ClassifierRecipe, *, command: str = "") -> dict:
             )
 
         # Train
-        config = _train_config(recipe, steps_per_epoch)
+        config = _train_config(recipe, steps_per_epoch, weight_decay=recipe.weight_decay)
         history = training.fit(
             model,
             train_data,
@@ -401,7 +437,7 @@ def train_classifier(recipe: ClassifierRecipe, *, command: str = "") -> dict:
             config=config,
             loss=loss,
             metrics=[accuracy],
-            validation_data=test_data,
+            validation_data=val_data,
             strategy=strategy,
         )
 
@@ -412,6 +448,7 @@ def train_classifier(recipe: ClassifierRecipe, *, command: str = "") -> dict:
             "model": recipe.model,
             "dataset": recipe.dataset,
             "train_split": recipe.train_split,
+            "val_split": val_split,
             "test_split": recipe.test_split,
             "params": model.count_params(),
             "input_shape": [recipe.image_size, recipe.image_size, channels],
@@ -420,6 +457,8 @@ def train_classifier(recipe: ClassifierRecipe, *, command: str = "") -> dict:
             "steps": config.total_steps,
             "batch_size": recipe.batch_size,
             "label_smoothing": recipe.label_smoothing,
+            "random_erasing": recipe.random_erasing,
+            "weight_decay": recipe.weight_decay,
             "mixed_precision": recipe.mixed_precision,
             "test_examples": test_size,
             "test_accuracy": results["accuracy"],

@@ -209,3 +209,14 @@ def test_split_size_is_known_before_the_dataset_was_ever_loaded(tmp_path):
 
     assert classification.num_examples("bundled_digits", "train", str(tmp_path)) == 1438
     assert classification.num_examples("bundled_digits", "test", str(tmp_path)) == 359
+
+
+def test_offline_preparation_says_nothing_is_downloaded(tmp_path, capsys):
+    """tfds announces "Downloading and preparing dataset Unknown size"; the offline builders
+    say where their data come from instead (#20)."""
+    digits.BundledDigits(data_dir=str(tmp_path)).download_and_prepare()
+    out = capsys.readouterr().out
+    assert "Downloading" not in out and "Unknown size" not in out
+    source = "scikit-learn's bundled digits"
+    assert f"Preparing bundled_digits from {source} (nothing is downloaded) into {tmp_path}" in out
+    assert f"Prepared bundled_digits in {tmp_path}" in out

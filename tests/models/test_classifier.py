@@ -25,6 +25,7 @@ PRESET_PARAMS = {
     "botnet": 219_610,
     "cbam_resnet": 279_343,
     "classifier_digits": 81_254,
+    "classifier_fashion": 720_346,
     "plain_resnet": 274_042,
     "se_resnet": 282_526,
 }
@@ -40,7 +41,8 @@ def test_every_preset_is_registered_with_its_size():
         spec = registry.get_spec(name)
         assert spec.family == "classifier" and spec.description
         assert spec.defaults["num_classes"] == 10
-        assert spec.defaults["input_shape"] == ((32, 32, 1) if "digits" in name else (32, 32, 3))
+        expected = {"classifier_digits": (32, 32, 1), "classifier_fashion": (28, 28, 1)}
+        assert spec.defaults["input_shape"] == expected.get(name, (32, 32, 3))
         assert registry.build_model(name).count_params() == params, name
 
 
@@ -52,7 +54,7 @@ def test_every_preset_builds_trains_and_round_trips(name, tmp_path, rng):
         name, widths=tuple(8 * 2**s for s in range(stages)), depths=(1,) * stages, num_classes=5
     )
     x = images(rng, 4, model.input_shape[1:])
-    assert model.input_shape[1:3] == (32, 32)
+    assert model.input_shape[1:3] == ((28, 28) if name == "classifier_fashion" else (32, 32))
     probabilities = np.asarray(model(x))
     assert probabilities.shape == (4, 5) and probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
@@ -278,3 +280,46 @@ def test_example_label_smoothing_uses_one_hot_targets(tmp_path):
     assert targets("images", "labels") == ("images", "labels")
     with pytest.raises(SystemExit):
         example.parse_args(["--output", str(tmp_path), "--label-smoothing", "1.5"])
+
+
+def test_example_validation_split_erasing_and_weight_decay(digits_dir, tmp_path, monkeypatch):  # noqa: F811
+    """--val-split validates on a slice of the training data (the test split is read only by
+    the final evaluation), --random-erasing reaches the training pipeline only, and
+    --weight-decay switches the optimiser to AdamW."""
+    from keras_attn.data import classification
+    from keras_attn.training import fit
+
+    example = load_example()
+    loaded, optimizers = [], []
+    original_dataset = classification.classification_dataset
+    original_optimizer = fit.make_optimizer
+
+    def recording_dataset(name, split, *args, **kwargs):
+        loaded.append(
+            (split, args[2] if len(args) > 2 else kwargs.get("training"), kwargs["random_erasing"])
+        )
+        return original_dataset(name, split, *args, **kwargs)
+
+    def recording_optimizer(config):
+        optimizers.append(original_optimizer(config))
+        return optimizers[-1]
+
+    monkeypatch.setattr(classification, "classification_dataset", recording_dataset)
+    monkeypatch.setattr(fit, "make_optimizer", recording_optimizer)
+    argv = [
+        *("--data-dir", digits_dir, "--epochs", "1", "--steps-per-epoch", "2"),
+        *("--batch-size", "16", "--image-size", "16", "--verbose", "0"),
+        *("--val-split", "train[:32]", "--random-erasing", "0.5", "--weight-decay", "0.05"),
+        *("--output", str(tmp_path / "run")),
+    ]
+    assert example.main(argv) == 0
+    assert loaded == [("train", True, 0.5), ("test", False, 0.0), ("train[:32]", False, 0.0)]
+    assert isinstance(optimizers[0], keras.optimizers.AdamW)
+    assert optimizers[0].weight_decay == pytest.approx(0.05)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["val_split"] == "train[:32]" and metrics["test_split"] == "test"
+    assert metrics["random_erasing"] == 0.5 and metrics["weight_decay"] == 0.05
+    assert metrics["test_examples"] == 359
+    for bad in (["--random-erasing", "1.5"], ["--weight-decay", "-1"]):
+        with pytest.raises(SystemExit):
+            example.parse_args(["--output", str(tmp_path / "bad"), *bad])
