@@ -109,7 +109,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     _add_model_source(evaluate)
     evaluate.add_argument(
         "--dataset",
-        help="tfds dataset (None: bundled_photos for SR and aligners, bundled_digits otherwise)",
+        help="tfds dataset (None: a shipped model's card's; else bundled_photos for SR and "
+        "aligners, bundled_digits for classifiers)",
     )
     evaluate.add_argument(
         "--split", help="held-out split (None: validation for SR and aligners, else test)"

@@ -36,7 +36,11 @@ setup(
     long_description_content_type="text/markdown",
     packages=[*find_packages(include=["keras_attn", "keras_attn.*"]), "keras_attn.saved_models"],
     package_dir={"keras_attn.saved_models": "saved_models"},
-    package_data={"keras_attn.saved_models": ["**/*"]},
+    package_data={
+        "keras_attn.saved_models": ["**/*"],
+        # 256 Fashion-MNIST test images for the demo and the offline card check (MIT licence)
+        "keras_attn.data": ["*.npz"],
+    },
     include_package_data=False,
     python_requires=">=3.10",
     install_requires=[

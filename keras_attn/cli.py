@@ -138,7 +138,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     predictor = _load(args)
     show_progress = sys.stdout.isatty() and not args.json
-    dataset, split = evaluation.DEFAULT_DATASETS[predictor.family]
+    dataset, split = evaluation.default_dataset(predictor.family, predictor.card)
     dataset, split = args.dataset or dataset, args.split or split
     result = {"model": predictor.source, "family": predictor.family, "dataset": dataset}
     result["split"] = split

@@ -6,8 +6,9 @@ Writes PNG figures and an `index.html` that shows them:
   seen in training): bicubic vs the model vs the original, with PSNR, and an enlarged crop;
 - `alignment.png`: the shipped aligner on a DeTone pair cut from a held-out photo
   (checkerboard overlays before/after), when an aligner is shipped;
-- `classifier_digits.png`: predictions of the shipped digits classifier on held-out scans,
-  and `classifier_attention.png`: its SE channel gates and Grad-CAM on one of them;
+- `<classifier>.png` for each shipped classifier (`classifier_digits`, `classifier_fashion`):
+  its answers on held-out test items in words, one it gets wrong, and the Grad-CAM heat map
+  of each answer; `<classifier>_attention.png`: its SE channel gates and Grad-CAM on one item;
 - `layers_on_astronaut.png`: the untrained layers on scikit-image's astronaut photo
   (where cosine self-attention sends three query pixels, CBAM's spatial map, SE gates).
 
@@ -172,66 +173,92 @@ def _alignment(output: pathlib.Path, name: str, model_card: dict):
     )
 
 
+def _classifier_test_items(model, model_card: dict) -> tuple[np.ndarray, np.ndarray, str]:
+    """Held-out `(images in [0, 1], labels, what they are)` for a shipped classifier: the
+    package's Fashion-MNIST test sample for a Fashion-MNIST model (no download needed), else the
+    whole test split of the card's dataset."""
+    from keras_attn.data import classification_dataset, fashion_mnist
+
+    dataset = ((model_card.get("metrics") or {}).get("evaluation") or {}).get(
+        "dataset", "bundled_digits"
+    )
+    if dataset == fashion_mnist.NAME:
+        images, labels = fashion_mnist.load_test_sample()
+        about = f"the first {len(labels)} Fashion-MNIST test items"
+        return images.astype("float32") / 255.0, labels, about
+    size, _, channels = model.inputs[0].shape[1:]
+    batches = classification_dataset(dataset, "test", 64, size, training=False, channels=channels)
+    images, labels = (
+        np.concatenate(parts) for parts in zip(*batches.as_numpy_iterator(), strict=True)
+    )
+    return images, labels, f"the {len(labels)} {dataset} test items"
+
+
 def _classifier(output: pathlib.Path, name: str, model_card: dict):
     import matplotlib.figure
 
     from keras_attn import pretrained
-    from keras_attn.data import classification_dataset
     from keras_attn.viz import attention_maps, grad_cam, plot_attention
 
     model = pretrained.load(name)
-    size, _, channels = model.inputs[0].shape[1:]
-    batches = classification_dataset(
-        "bundled_digits", "test", 64, size, training=False, channels=channels
-    )
-    images, labels = (
-        np.concatenate(parts) for parts in zip(*batches.as_numpy_iterator(), strict=True)
-    )
+    images, labels, about = _classifier_test_items(model, model_card)
     probabilities = np.asarray(model.predict(images, verbose=0))
     predicted = probabilities.argmax(-1)
-    # the first 15 test scans, and the first one the model gets wrong (if any) as the 16th
-    wrong = np.flatnonzero(predicted != labels)
-    shown = list(range(15)) + [int(wrong[0]) if len(wrong) and wrong[0] >= 15 else 15]
     classes = model_card.get("classes", [str(i) for i in range(probabilities.shape[-1])])
+    # the first 7 test items, and the first one the model gets wrong (if any) as the 8th
+    wrong = np.flatnonzero(predicted != labels)
+    shown = list(range(7)) + [int(wrong[0]) if len(wrong) and wrong[0] >= 7 else 7]
+    heat = grad_cam(model, images[shown])
 
-    fig = matplotlib.figure.Figure(figsize=(10, 3.6), layout="constrained")
-    for ax, i in zip(fig.subplots(2, 8).flat, shown, strict=True):
-        ax.imshow(images[i, ..., 0], cmap="gray")
+    fig = matplotlib.figure.Figure(figsize=(12, 4.3), layout="constrained")
+    axes = fig.subplots(2, 8)
+    for column, i in enumerate(shown):
         right = predicted[i] == labels[i]
-        ax.set_title(
+        top, bottom = axes[0, column], axes[1, column]
+        top.imshow(images[i, ..., 0], cmap="gray", vmin=0, vmax=1)
+        top.set_title(
             f"says {classes[predicted[i]]} ({probabilities[i].max():.0%})\n"
             f"{'right' if right else 'WRONG: is ' + classes[labels[i]]}",
             color="green" if right else "red",
-            fontsize=9,
+            fontsize=8,
         )
-        ax.axis("off")
+        bottom.imshow(images[i, ..., 0], cmap="gray", vmin=0, vmax=1)
+        bottom.imshow(heat[column], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        bottom.set_title(f"where it saw\n'{classes[predicted[i]]}'", fontsize=8)
+        for ax in (top, bottom):
+            ax.axis("off")
     fig.suptitle(
-        f"{name} on held-out test scans: what it says, and how sure\n"
+        f"{name} on {about} (never seen in training)\n"
+        "top: its answer and how sure; bottom: the Grad-CAM heat map of that answer "
+        "(red = the evidence)\n"
         + (
-            f"{len(wrong)} wrong of {len(labels)} in the test split; the last panel is one"
+            f"{len(wrong)} wrong of {len(labels)}; the last column is one of them"
             if len(wrong)
-            else f"all {len(labels)} of the test split right"
+            else f"all {len(labels)} right"
         ),
         fontsize=10,
     )
     grid_path = output / f"{name}.png"
     with atomic_path(grid_path) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
-    images = images[shown]
 
-    maps = attention_maps(model, images[:1])
-    maps["grad_cam"] = grad_cam(model, images[:1])
+    maps = attention_maps(model, images[shown][:1])
+    maps["grad_cam"] = heat[:1]
     attention_path = output / f"{name}_attention.png"
     plot_attention(
-        images[0], maps, attention_path, title=f"{name}: attention on one test scan", max_maps=8
+        images[shown][0],
+        maps,
+        attention_path,
+        title=f"{name}: attention on one test item",
+        max_maps=8,
     )
     return [
         (
             grid_path,
-            f"{name}: {len(labels) - len(wrong)}/{len(labels)} held-out test scans right; "
-            "15 of them and one it gets wrong",
+            f"{name}: {len(labels) - len(wrong)}/{len(labels)} of {about} right; 7 of them "
+            "and one it gets wrong, with Grad-CAM",
         ),
-        (attention_path, f"{name}: SE channel gates and Grad-CAM for the first scan"),
+        (attention_path, f"{name}: SE channel gates and Grad-CAM for the first test item"),
     ]
 
 

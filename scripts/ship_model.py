@@ -11,8 +11,9 @@ command recorded in `metrics.command`; the training command and its own log are 
   bundled photos (`bundled_photos` validation split; HR cropped to a multiple of the scale, LR
   its antialiased bicubic downscale), for the model, bicubic upsampling and every TFLite file
   (its PSNR loss vs Keras); params; MACs at 256x256.
-- `--family classifier`: accuracy on the `bundled_digits` test split through Keras and every
-  TFLite file; params; MACs at the input size.
+- `--family classifier`: accuracy on the test split of `--dataset` (default `bundled_digits`)
+  through Keras and every TFLite file; for `fashion_mnist` also on the 256 test items the package
+  carries (the card check that needs no download); params; MACs at the input size.
 - `--family aligner`: DeTone's protocol on the held-out photos (`bundled_photos` validation
   split, 240-pixel short side, corners shifted up to 32 px, `--pairs-per-image` pairs per photo,
   fixed seed): mean / median corner error, % over 10 px, AUC@3/5/10 for Keras, the identity and
@@ -52,6 +53,7 @@ import numpy as np  # noqa: E402
 
 import keras_attn  # noqa: E402,F401  (registers the layers before loading .keras files)
 from keras_attn import data, pretrained  # noqa: E402
+from keras_attn.data import classification, fashion_mnist  # noqa: E402
 from keras_attn.export import TFLiteModel  # noqa: E402
 from keras_attn.models._complexity import count_macs  # noqa: E402
 from keras_attn.models.aligner import FLOW_CONVENTION, HOMOGRAPHY_CONVENTION  # noqa: E402
@@ -191,15 +193,35 @@ def plan_sr(model: keras.Model, args: argparse.Namespace) -> Plan:
 # --------------------------------------------------------------------------- classifier
 
 
+# What a classifier card says about the data it was trained and tested on, per dataset.
+CLASSIFIER_DATASETS = {
+    "bundled_digits": {
+        "description": "scikit-learn's handwritten digits",
+        "items": "8x8 scan",
+        "preprocessing": "white digit on black; bilinear (antialiased) resize to the input "
+        "size, as keras_attn.data.classification.preprocess",
+    },
+    "fashion_mnist": {
+        "description": "Zalando's Fashion-MNIST (28x28 grayscale photos of clothing)",
+        "items": "28x28 image",
+        "preprocessing": "white garment on black, as in the dataset; values / 255; no resize "
+        "at 28x28 (else bilinear, as keras_attn.data.classification.preprocess)",
+    },
+}
+
+
 def plan_classifier(model: keras.Model, args: argparse.Namespace) -> Plan:
     input_shape = tuple(model.inputs[0].shape[1:])
-    test_data = evaluation.classifier_test_data(input_shape)
+    dataset = args.dataset or "bundled_digits"
+    about = CLASSIFIER_DATASETS.get(dataset, {"description": dataset, "items": "image"})
+    test_data = evaluation.classifier_test_data(input_shape, dataset)
     keras_result = evaluation.evaluate_classifier(
         lambda batch: model(batch, training=False), test_data
     )
     images = np.concatenate([batch.numpy() for batch, _ in test_data])
     keras_probabilities = np.asarray(model.predict(images, verbose=0))
     num_classes = keras_probabilities.shape[-1]
+    classes = classification.class_names(dataset) or [str(i) for i in range(num_classes)]
 
     def evaluate(folder: pathlib.Path) -> dict:
         """Accuracy of every TFLite file on the same test split, and its agreement with Keras."""
@@ -222,26 +244,36 @@ def plan_classifier(model: keras.Model, args: argparse.Namespace) -> Plan:
         **keras_result,
         "macs_at_input_size": count_macs(model),
         "evaluation": {
-            "dataset": "bundled_digits",
+            "dataset": dataset,
             "split": "test",
             "protocol": (
                 "every test example once, unaugmented, preprocessed as in training "
                 "(keras_attn.data.classification_dataset: bilinear antialiased resize of the "
-                f"8x8 scan to {input_shape[0]}x{input_shape[1]}); top-1 accuracy"
+                f"{about['items']} to {input_shape[0]}x{input_shape[1]}); top-1 accuracy"
             ),
         },
     }
+    if dataset == "fashion_mnist":
+        # The bundled sample of the test split: the card check that needs no dataset download.
+        sample_images, sample_labels = fashion_mnist.load_test_sample()
+        predicted = np.asarray(model.predict(sample_images / 255.0, verbose=0)).argmax(-1)
+        metrics["bundled_test_sample"] = {
+            "examples": len(sample_labels),
+            "errors": int((predicted != sample_labels).sum()),
+            "accuracy": float((predicted == sample_labels).mean()),
+            "source": "keras_attn.data.fashion_mnist.load_test_sample() (the first "
+            f"{len(sample_labels)} items of the official test file)",
+        }
     card = {
         "family": "classifier",
         "task": f"image classification ({num_classes} classes)",
-        "description": f"SE attention ResNet ({model.name}) for scikit-learn's handwritten digits.",
-        "classes": [str(index) for index in range(num_classes)],
+        "description": f"SE attention ResNet ({model.name}) for {about['description']}.",
+        "classes": list(classes),
         "inputs": {
             "image": {
                 "range": [0.0, 1.0],
                 "layout": f"NHWC, {input_shape[0]}x{input_shape[1]} grayscale",
-                "preprocessing": "white digit on black; bilinear (antialiased) resize to the "
-                "input size, as keras_attn.data.classification.preprocess",
+                "preprocessing": about.get("preprocessing", "values / 255"),
             }
         },
         "outputs": {"probabilities": {"range": [0.0, 1.0], "layout": "(B, classes) softmax"}},
@@ -249,7 +281,9 @@ def plan_classifier(model: keras.Model, args: argparse.Namespace) -> Plan:
         "metrics": metrics,
     }
     quantizations = ("float16", "int8" if args.int8 != "dynamic" else "dynamic")
-    representative = evaluation.calibration_data("classifier", input_shape, count=64)
+    representative = evaluation.calibration_data(
+        "classifier", input_shape, count=64, dataset=dataset
+    )
     print(f"Keras accuracy {keras_result['accuracy']:.4f} on {keras_result['examples']} examples")
     return Plan(card, quantizations, {"image": images[:8]}, evaluate, representative)
 
@@ -484,6 +518,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar="DATASET",
         help="sr: score the validation split of this dataset too (full images, same protocol), "
         "e.g. photo_collection; recorded under metrics.also_held_out",
+    )
+    parser.add_argument(
+        "--dataset",
+        help="classifier: the tfds dataset whose test split scores it and whose train split "
+        "calibrates int8 (default: bundled_digits), e.g. fashion_mnist",
     )
     parser.add_argument(
         "--int8",

@@ -152,15 +152,25 @@ def dataset_info(name: str, data_dir: str | None = None) -> tfds.core.DatasetInf
         raise ValueError(f"Unknown tfds dataset {name!r}: {_one_line(error)}") from None
 
 
-def num_classes(name: str, data_dir: str | None = None) -> int:
-    """Number of classes of a supervised tfds image-classification dataset."""
+def _class_label(name: str, data_dir: str | None) -> tfds.features.ClassLabel:
     info = dataset_info(name, data_dir)
     if not info.supervised_keys:
         raise ValueError(f"Dataset {name!r} has no supervised (image, label) keys.")
     label = info.features[info.supervised_keys[1]]
     if not isinstance(label, tfds.features.ClassLabel):
         raise ValueError(f"Dataset {name!r} has no class label. Its label: {label!r}")
-    return label.num_classes
+    return label
+
+
+def num_classes(name: str, data_dir: str | None = None) -> int:
+    """Number of classes of a supervised tfds image-classification dataset."""
+    return _class_label(name, data_dir).num_classes
+
+
+def class_names(name: str, data_dir: str | None = None) -> list[str]:
+    """The class names of a supervised tfds image-classification dataset, in label order
+    (tfds's `ClassLabel.names`: `"0"`, `"1"`, ... where the dataset names none)."""
+    return list(_class_label(name, data_dir).names)
 
 
 def prepare_offline_if_needed(name: str, data_dir: str | None = None) -> None:

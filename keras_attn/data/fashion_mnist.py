@@ -20,6 +20,11 @@ registered. Preparation therefore
 
 Everything temporary lives outside `data_dir`, and tfds writes the dataset atomically, so a failed
 preparation leaves nothing half-prepared behind.
+
+The package also carries `TEST_SAMPLE_FILE`: the first `TEST_SAMPLE_SIZE` images and labels of the
+official test file (Fashion-MNIST is MIT-licensed, (c) 2017 Zalando SE), so that the demo and the
+check of the shipped `classifier_fashion` card run on real Fashion-MNIST items on any machine,
+offline; `load_test_sample()` reads it and `write_test_sample()` made it.
 """
 
 from __future__ import annotations
@@ -36,9 +41,27 @@ import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import tensorflow_datasets as tfds
 
+from keras_attn._io import atomic_path
+
 NAME = "fashion_mnist"
+# The label names of the official release, in label order (tfds's ClassLabel names are the same).
+CLASS_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+TEST_SAMPLE_SIZE = 256
+TEST_SAMPLE_FILE = Path(__file__).with_name("fashion_mnist_test_sample.npz")
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
 ENV_VAR = "KERAS_ATTN_FASHION_MNIST"
 DEFAULT_SOURCE_DIRS: tuple[str, ...] = (
@@ -231,3 +254,47 @@ def _compressed_stream(raw: bytes) -> bytes:
     if flags & _FHCRC:
         position += 2
     return raw[position:]
+
+
+def read_idx(path: str | os.PathLike, expected_sha256: Mapping[str, str] | None = None):
+    """The array of an IDX file (`.gz` or not) of the official release, checked against
+    `expected_sha256` (default `IDX_SHA256`) by its `.gz` name: uint8 `(N, 28, 28)` images or
+    `(N,)` labels."""
+    path = Path(path)
+    raw = path.read_bytes()
+    if raw.startswith(_GZIP_MAGIC[:2]):
+        raw = gzip.decompress(raw)
+    name = path.name if path.name.endswith(".gz") else path.name + ".gz"
+    expected = (expected_sha256 or IDX_SHA256).get(name)
+    if expected is not None and hashlib.sha256(raw).hexdigest() != expected:
+        raise ValueError(f"{str(path)!r} is not the official {name} (sha256 differs)")
+    magic, count = struct.unpack(">II", raw[:8])
+    dims = magic & 0xFF
+    shape = (count, *struct.unpack(f">{dims - 1}I", raw[8 : 4 * (dims + 1)]))
+    return np.frombuffer(raw, np.uint8, offset=4 * (dims + 1)).reshape(shape)
+
+
+def write_test_sample(
+    source_dir: str | os.PathLike | None = None,
+    path: str | os.PathLike = TEST_SAMPLE_FILE,
+    count: int = TEST_SAMPLE_SIZE,
+    expected_sha256: Mapping[str, str] | None = None,
+) -> Path:
+    """Writes the first `count` images (`(N, 28, 28, 1)` uint8) and labels of the official test
+    files found as `prepare_fashion_mnist` finds them into the `.npz` file `path`, atomically
+    (`expected_sha256`: as there)."""
+    source = find_source_dir(source_dir)
+    if source is None:
+        raise ValueError(f"No folder holds the Fashion-MNIST files: {_INSTALL_HINT}.")
+    images = read_idx(source / "t10k-images-idx3-ubyte.gz", expected_sha256)[:count, :, :, None]
+    labels = read_idx(source / "t10k-labels-idx1-ubyte.gz", expected_sha256)[:count]
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        np.savez_compressed(file, images=images, labels=labels)
+    return Path(path)
+
+
+def load_test_sample() -> tuple[np.ndarray, np.ndarray]:
+    """The bundled sample of the official test split: uint8 images `(256, 28, 28, 1)` (white
+    garment on black, as in the dataset) and int64 labels `(256,)`, indices into `CLASS_NAMES`."""
+    with np.load(TEST_SAMPLE_FILE) as sample:
+        return sample["images"], sample["labels"].astype("int64")

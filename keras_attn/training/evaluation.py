@@ -44,6 +44,16 @@ DEFAULT_DATASETS = {
     "classifier": ("bundled_digits", "test"),
     "aligner": ("bundled_photos", "validation"),
 }
+
+
+def default_dataset(family: str, card: dict | None = None) -> tuple[str, str]:
+    """The `(dataset, split)` a model is scored on: where its card says it was scored (a
+    shipped model), else the family's default (`DEFAULT_DATASETS`)."""
+    recorded = ((card or {}).get("metrics") or {}).get("evaluation") or {}
+    default_name, default_split = DEFAULT_DATASETS[family]
+    return recorded.get("dataset", default_name), recorded.get("split", default_split)
+
+
 # The aligner's held-out protocol: DeTone's rho, the seed of the pairs (as benchmarks/aligner.py).
 ALIGNMENT_MAX_SHIFT = 32.0
 ALIGNMENT_SEED = 1234
@@ -405,11 +415,13 @@ def calibration_data(
     count: int = 32,
     data_dir: str | None = None,
     seed: int = 0,
+    dataset: str | None = None,
 ) -> Callable[[], list]:
     """Representative inputs for full-int8 TFLite conversion, from each family's TRAINING data
     (never the held-out split): random `64 x 64` crops of the bundled training photos for SR,
-    `count` training images of `bundled_digits` for classifiers. Returns the callable that
-    `export_tflite(..., representative_data=...)` takes (a list of one-input lists)."""
+    the first `count` training images of `dataset` (default `bundled_digits`) for classifiers.
+    Returns the callable that `export_tflite(..., representative_data=...)` takes (a list of
+    one-input lists)."""
     if family == "sr":
         rng = np.random.default_rng(seed)
         photos = [data.load_photo(name) for name in data.photo_names("train")]
@@ -420,7 +432,10 @@ def calibration_data(
             left = rng.integers(0, photo.shape[1] - 64 + 1)
             samples.append([photo[None, top : top + 64, left : left + 64]])
     elif family == "classifier":
-        train = classifier_test_data(input_shape, "bundled_digits", "train", batch_size=count)
+        dataset = dataset or DEFAULT_DATASETS["classifier"][0]
+        train = classifier_test_data(
+            input_shape, dataset, "train", batch_size=count, data_dir=data_dir
+        )
         images = next(iter(train))[0].numpy()
         samples = [[images[index : index + 1]] for index in range(len(images))]
     elif family == "aligner":

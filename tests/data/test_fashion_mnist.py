@@ -336,3 +336,40 @@ def test_erasing_settings_are_checked():
         ClassificationConfig(erasing_area=(0.4, 0.02))
     with pytest.raises(ValueError, match=r"erasing_aspect=\(0, 3.3\)"):
         ClassificationConfig(erasing_aspect=(0, 3.3))
+
+
+# --------------------------------------------------------------------------- bundled test sample
+
+
+def test_write_test_sample_takes_the_first_test_items(release, tmp_path):
+    expected = {name: sha256(data) for name, data in release.idx.items()}
+    path = fashion_mnist.write_test_sample(
+        release.debian_dir, tmp_path / "sample.npz", count=4, expected_sha256=expected
+    )
+    with np.load(path) as sample:
+        np.testing.assert_array_equal(sample["images"], release.images["test"][:4, :, :, None])
+        np.testing.assert_array_equal(sample["labels"], release.labels["test"][:4])
+    # Data that are not the recorded release are refused, naming the file.
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte.gz.*sha256"):
+        fashion_mnist.write_test_sample(release.debian_dir, tmp_path / "other.npz", count=4)
+    assert not (tmp_path / "other.npz").exists()
+
+
+def test_bundled_test_sample_is_real_fashion_mnist():
+    images, labels = fashion_mnist.load_test_sample()
+    assert images.shape == (fashion_mnist.TEST_SAMPLE_SIZE, 28, 28, 1) and images.dtype == np.uint8
+    assert labels.shape == (fashion_mnist.TEST_SAMPLE_SIZE,) and set(labels) == set(range(10))
+    # The first items of the official test file, as every Fashion-MNIST user knows them.
+    assert [fashion_mnist.CLASS_NAMES[i] for i in labels[:4]] == [
+        "Ankle boot",
+        "Pullover",
+        "Trouser",
+        "Trouser",
+    ]
+    # Garments are bright on a dark background, and no two images are the same.
+    assert images[:, 0, 0].mean() < 10 and images.mean() > 50
+    assert len({image.tobytes() for image in images}) == len(images)
+    # tfds's own label names are the same, in the same order.
+    assert tuple(tfds.builder("fashion_mnist").info.features["label"].names) == (
+        fashion_mnist.CLASS_NAMES
+    )
