@@ -2,7 +2,7 @@
 Title: Rebuild a trained aligner with the current builder's levels, without training
 Description: loads a trained aligner `.keras`, builds the registry preset `--model` (its levels
 are the builder's current `DEFAULT_LEVELS` unless the preset says otherwise), copies the weights
-across with `keras_attn.models.aligner.transfer_aligner_weights` (each refinement iteration from
+across with `keras_attn.models.weights.transfer_aligner_weights` (each refinement iteration from
 the trained iteration at the same stride; an added iteration reuses the last one of its stride)
 and writes `<output>/model.keras` and `<output>/metrics.json` atomically. The log keeps the
 source's training log (steps, batch size, wall time) under `source_log`: a rebuilt model was
@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras_attn  # noqa: E402,F401  (registers the layers before loading .keras files)
 from keras_attn import models  # noqa: E402
 from keras_attn._io import atomic_path  # noqa: E402
-from keras_attn.models.aligner import transfer_aligner_weights  # noqa: E402
+from keras_attn.models.weights import transfer_aligner_weights  # noqa: E402
 from keras_attn.training.aligner_recipe import load_aligner  # noqa: E402
 from keras_attn.training.fit import save_model_atomic  # noqa: E402
 

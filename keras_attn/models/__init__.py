@@ -5,6 +5,7 @@ from keras_attn.models.aligner import align, aligner, aligner_inference_model, w
 from keras_attn.models.classifier import attention_classifier
 from keras_attn.models.registry import build_model, list_models, register_model
 from keras_attn.models.super_resolution import super_resolution, upscale
+from keras_attn.models.weights import transfer_aligner_weights, transfer_weights
 
 __all__ = [
     "align",
@@ -16,5 +17,7 @@ __all__ = [
     "list_models",
     "register_model",
     "super_resolution",
+    "transfer_aligner_weights",
+    "transfer_weights",
     "upscale",
 ]

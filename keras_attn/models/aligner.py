@@ -33,6 +33,7 @@ from keras_attn.layers.registry import get_attention
 from keras_attn.layers.warp import Warp
 from keras_attn.models._images import as_float_image, image_array
 from keras_attn.models.registry import register_model
+from keras_attn.models.weights import transfer_aligner_weights  # noqa: F401  (public here too)
 
 HEADS = ("homography", "flow")
 # The output conventions, as written into model cards and `keras-attn predict` JSON.
@@ -234,65 +235,6 @@ def aligner_inference_model(model: keras.Model) -> keras.Model:
 
 
 # ------------------------------------------------------------------------------ task helpers
-
-
-def transfer_aligner_weights(source: keras.Model, target: keras.Model) -> list[str]:
-    """Starts `target` from a trained aligner `source` whose levels may differ; returns the
-    names of `target` layers left as initialised.
-
-    The encoder and the flow head copy by name. Each refinement iteration of `target` copies
-    the matching and confidence weights of the `source` iteration at the same stride in the same
-    order; a `target` with more iterations at a stride than `source` reuses the last `source`
-    iteration of that stride for the extra ones (the layers are the same shapes at every
-    radius). E.g. source levels strides (8, 4, 2, 2) -> target (8, 4, 4, 2, 2): iterations
-    1, 2, 2, 3, 4.
-    """
-
-    def strides(model):
-        # each iteration's stride: the grid of its match input relative to the image
-        size = model.inputs[0].shape[1]
-        result = []
-        i = 1
-        while True:
-            try:
-                layer = model.get_layer(f"{model.name}_iter{i}_match")
-            except ValueError:
-                return result
-            result.append(size // layer.input[0].shape[1])
-            i += 1
-
-    source_strides, target_strides = strides(source), strides(target)
-    if not source_strides or not target_strides:
-        raise ValueError("Both models must be aligners built by keras_attn.models.aligner.")
-    mapping = {}  # target iteration -> source iteration
-    for i, stride in enumerate(target_strides, start=1):
-        same = [j for j, s in enumerate(source_strides, start=1) if s == stride]
-        if same:
-            earlier = sum(1 for s in target_strides[: i - 1] if s == stride)
-            mapping[i] = same[min(earlier, len(same) - 1)]
-
-    def source_name(name):
-        rest = name.removeprefix(f"{target.name}_")
-        if rest.startswith("iter"):
-            index, _, tail = rest[4:].partition("_")
-            if int(index) not in mapping:
-                return None
-            rest = f"iter{mapping[int(index)]}_{tail}"
-        return f"{source.name}_{rest}"
-
-    source_layers = {layer.name: layer for layer in source.layers}
-    skipped = []
-    for layer in target.layers:
-        if not layer.weights:
-            continue
-        match = source_layers.get(source_name(layer.name) or "")
-        if match is not None and [w.shape for w in match.weights] == [
-            w.shape for w in layer.weights
-        ]:
-            layer.set_weights(match.get_weights())
-        else:
-            skipped.append(layer.name)
-    return skipped
 
 
 def _model_image_shape(model) -> tuple:

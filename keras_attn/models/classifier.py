@@ -70,6 +70,42 @@ def _stage_attention(attention, num_stages: int) -> list:
     return classes
 
 
+def _check_arguments(
+    input_shape, num_classes, attention, widths, depths, stem, attention_heads, dropout
+):
+    """`attention_classifier`'s arguments checked (one-line errors naming the argument):
+    `(input_shape, widths, depths, stage_attention)` normalised."""
+    input_shape = _check_input_shape(input_shape)
+    if not _is_int(num_classes) or num_classes < 2:
+        raise ValueError(
+            f"num_classes must be an integer >= 2. Received: num_classes={num_classes!r}"
+        )
+    widths = _check_positive_ints("widths", widths)
+    depths = _check_positive_ints("depths", depths)
+    if len(depths) != len(widths):
+        raise ValueError(
+            f"depths must have one entry per stage (the length of widths, {len(widths)}). "
+            f"Received: depths={depths!r}"
+        )
+    if stem not in STEMS:
+        raise ValueError(f"stem must be one of {list(STEMS)}. Received: stem={stem!r}")
+    if not _is_int(attention_heads) or attention_heads < 1:
+        raise ValueError(
+            "attention_heads must be a positive integer. "
+            f"Received: attention_heads={attention_heads!r}"
+        )
+    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
+    stage_attention = _stage_attention(attention, len(widths))
+    for width, layer_class in zip(widths, stage_attention, strict=True):
+        if _PLACEMENTS.get(layer_class) == "conv" and width < attention_heads:
+            raise ValueError(
+                "attention_heads must not exceed the width of a 'self' stage. Received: "
+                f"attention_heads={attention_heads}, widths={widths}"
+            )
+    return input_shape, widths, depths, stage_attention
+
+
 def attention_classifier(
     input_shape: Sequence[int | None],
     num_classes: int,
@@ -136,34 +172,9 @@ def attention_classifier(
     >>> tuple(model(np.zeros((2, 32, 32, 3), "float32")).shape)
     (2, 10)
     """
-    input_shape = _check_input_shape(input_shape)
-    if not _is_int(num_classes) or num_classes < 2:
-        raise ValueError(
-            f"num_classes must be an integer >= 2. Received: num_classes={num_classes!r}"
-        )
-    widths = _check_positive_ints("widths", widths)
-    depths = _check_positive_ints("depths", depths)
-    if len(depths) != len(widths):
-        raise ValueError(
-            f"depths must have one entry per stage (the length of widths, {len(widths)}). "
-            f"Received: depths={depths!r}"
-        )
-    if stem not in STEMS:
-        raise ValueError(f"stem must be one of {list(STEMS)}. Received: stem={stem!r}")
-    if not _is_int(attention_heads) or attention_heads < 1:
-        raise ValueError(
-            "attention_heads must be a positive integer. "
-            f"Received: attention_heads={attention_heads!r}"
-        )
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
-    stage_attention = _stage_attention(attention, len(widths))
-    for width, layer_class in zip(widths, stage_attention, strict=True):
-        if _PLACEMENTS.get(layer_class) == "conv" and width < attention_heads:
-            raise ValueError(
-                "attention_heads must not exceed the width of a 'self' stage. Received: "
-                f"attention_heads={attention_heads}, widths={widths}"
-            )
+    input_shape, widths, depths, stage_attention = _check_arguments(
+        input_shape, num_classes, attention, widths, depths, stem, attention_heads, dropout
+    )
 
     def conv(filters, kernel_size, label, strides=1):
         return keras.layers.Conv2D(
@@ -249,89 +260,57 @@ _CIFAR = {"input_shape": (32, 32, 3), "num_classes": 10}
 # share it, so they differ only in their attention.
 _RESNET20 = {"widths": (16, 32, 64), "depths": (3, 3, 3), **_CIFAR}
 
-register_model(
-    "attention_cnn_tiny",
-    "classifier",
-    attention_classifier,
-    description="SE ResNet, 3 stages (16, 32, 64) x 1 block",
-    attention="se",
-    widths=(16, 32, 64),
-    depths=(1, 1, 1),
-    **_CIFAR,
-)
-register_model(
-    "attention_cnn_small",
-    "classifier",
-    attention_classifier,
-    description="SE ResNet, 3 stages (32, 64, 128) x 2 blocks",
-    attention="se",
-    widths=(32, 64, 128),
-    depths=(2, 2, 2),
-    **_CIFAR,
-)
-register_model(
-    "attention_cnn_base",
-    "classifier",
-    attention_classifier,
-    description="SE ResNet-18 layout, 4 stages (64, 128, 256, 512) x 2 blocks",
-    attention="se",
-    widths=(64, 128, 256, 512),
-    depths=(2, 2, 2, 2),
-    **_CIFAR,
-)
-register_model(
-    "plain_resnet",
-    "classifier",
-    attention_classifier,
-    description="ResNet-20 without attention (the baseline)",
-    attention=None,
-    **_RESNET20,
-)
-register_model(
-    "se_resnet",
-    "classifier",
-    attention_classifier,
-    description="ResNet-20 with squeeze-and-excitation in every block",
-    attention="se",
-    **_RESNET20,
-)
-register_model(
-    "cbam_resnet",
-    "classifier",
-    attention_classifier,
-    description="ResNet-20 with CBAM in every block",
-    attention="cbam",
-    **_RESNET20,
-)
-register_model(
-    "botnet",
-    "classifier",
-    attention_classifier,
-    description="ResNet-20 with relative-position self-attention in the last stage (BoTNet)",
-    attention=(None, None, "self"),
-    **_RESNET20,
-)
-register_model(
-    "classifier_digits",
-    "classifier",
-    attention_classifier,
-    description="SE ResNet for 32x32 grayscale digits (the shipped bundled_digits model)",
-    attention="se",
-    widths=(16, 32, 64),
-    depths=(1, 1, 1),
-    input_shape=(32, 32, 1),
-    num_classes=10,
-)
-register_model(
-    "classifier_fashion",
-    "classifier",
-    attention_classifier,
-    description="SE ResNet, 3 stages (32, 64, 128) x 2 blocks, dropout 0.2, for 28x28 "
-    "grayscale Fashion-MNIST (the shipped fashion_mnist model)",
-    attention="se",
-    widths=(32, 64, 128),
-    depths=(2, 2, 2),
-    dropout=0.2,
-    input_shape=(28, 28, 1),
-    num_classes=10,
-)
+# name: (description, builder arguments). Registered below, in this order.
+PRESETS = {
+    "attention_cnn_tiny": (
+        "SE ResNet, 3 stages (16, 32, 64) x 1 block",
+        {"attention": "se", "widths": (16, 32, 64), "depths": (1, 1, 1), **_CIFAR},
+    ),
+    "attention_cnn_small": (
+        "SE ResNet, 3 stages (32, 64, 128) x 2 blocks",
+        {"attention": "se", "widths": (32, 64, 128), "depths": (2, 2, 2), **_CIFAR},
+    ),
+    "attention_cnn_base": (
+        "SE ResNet-18 layout, 4 stages (64, 128, 256, 512) x 2 blocks",
+        {"attention": "se", "widths": (64, 128, 256, 512), "depths": (2, 2, 2, 2), **_CIFAR},
+    ),
+    "plain_resnet": (
+        "ResNet-20 without attention (the baseline)",
+        {"attention": None, **_RESNET20},
+    ),
+    "se_resnet": (
+        "ResNet-20 with squeeze-and-excitation in every block",
+        {"attention": "se", **_RESNET20},
+    ),
+    "cbam_resnet": ("ResNet-20 with CBAM in every block", {"attention": "cbam", **_RESNET20}),
+    "botnet": (
+        "ResNet-20 with relative-position self-attention in the last stage (BoTNet)",
+        {"attention": (None, None, "self"), **_RESNET20},
+    ),
+    "classifier_digits": (
+        "SE ResNet for 32x32 grayscale digits (the shipped bundled_digits model)",
+        {
+            "attention": "se",
+            "widths": (16, 32, 64),
+            "depths": (1, 1, 1),
+            "input_shape": (32, 32, 1),
+            "num_classes": 10,
+        },
+    ),
+    "classifier_fashion": (
+        "SE ResNet, 3 stages (32, 64, 128) x 2 blocks, dropout 0.2, for 28x28 grayscale "
+        "Fashion-MNIST (the shipped fashion_mnist model)",
+        {
+            "attention": "se",
+            "widths": (32, 64, 128),
+            "depths": (2, 2, 2),
+            "dropout": 0.2,
+            "input_shape": (28, 28, 1),
+            "num_classes": 10,
+        },
+    ),
+}
+for _name, (_description, _arguments) in PRESETS.items():
+    register_model(
+        _name, "classifier", attention_classifier, description=_description, **_arguments
+    )

@@ -19,7 +19,7 @@ import numpy as np
 
 from keras_attn import data, models
 from keras_attn._io import atomic_path
-from keras_attn.models.aligner import transfer_aligner_weights
+from keras_attn.models.weights import transfer_aligner_weights
 from keras_attn.training import distribute
 from keras_attn.training import fit as training
 from keras_attn.training.alignment import CornerLoss, MeanCornerError

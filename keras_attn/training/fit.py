@@ -22,6 +22,7 @@ import pathlib
 import keras
 import tensorflow as tf
 
+from keras_attn.models.weights import transfer_weights  # noqa: F401  (public here too)
 from keras_attn.training import distribute
 from keras_attn.training.run_folder import (  # noqa: F401  (public here too)
     RunBackup,
@@ -196,28 +197,3 @@ def fit(
         history = rest
     save_model_atomic(model, output_dir / "model.keras")
     return history
-
-
-def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
-    """Copies weights between layers of the same name and shapes; returns the names skipped.
-
-    Used to start an x3/x4 SR model from a trained x2 one (only the upsampler differs).
-    """
-
-    def local_name(model, layer):  # layer names carry their model's name as a prefix
-        return layer.name.removeprefix(f"{model.name}_")
-
-    skipped = []
-    source_layers = {local_name(source, layer): layer for layer in source.layers}
-    for layer in target.layers:
-        if not layer.weights:
-            continue
-        match = source_layers.get(local_name(target, layer))
-        shapes_match = match is not None and [w.shape for w in match.weights] == [
-            w.shape for w in layer.weights
-        ]
-        if shapes_match:
-            layer.set_weights(match.get_weights())
-        else:
-            skipped.append(layer.name)
-    return skipped

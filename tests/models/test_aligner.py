@@ -403,7 +403,7 @@ def test_tflite_export_matches_keras(model, tmp_path):
 
 
 def test_transfer_aligner_weights_maps_each_iteration_to_the_source_one_at_its_stride():
-    from keras_attn.models.aligner import transfer_aligner_weights
+    from keras_attn.models.weights import transfer_aligner_weights
 
     keras.utils.set_random_seed(1)
     kwargs = {"input_shape": (64, 64, 1), "widths": (8, 8, 8, 16)}
@@ -439,7 +439,7 @@ CONFIDENCE_AND_MATCH = ("match", "confidence_hidden", "confidence_gate")
 
 
 def test_transfer_aligner_weights_refuses_a_model_that_is_not_an_aligner():
-    from keras_attn.models.aligner import transfer_aligner_weights
+    from keras_attn.models.weights import transfer_aligner_weights
 
     target = models.build_model("aligner_tiny")
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
