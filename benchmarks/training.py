@@ -72,10 +72,16 @@ from keras_attn import data  # noqa: E402
 from keras_attn.data import classification  # noqa: E402
 from keras_attn.models import registry  # noqa: E402
 from keras_attn.training import aligner_recipe, recipes  # noqa: E402
-from keras_attn.training.alignment import CornerLoss, MeanCornerError  # noqa: E402
 from keras_attn.training.fit import TrainConfig, make_optimizer  # noqa: E402
-from keras_attn.training.losses import get_loss  # noqa: E402
-from keras_attn.training.metrics import PSNRY, SSIMY  # noqa: E402
+from keras_attn.training.losses import (
+    CornerLoss,
+    get_loss,  # noqa: E402
+)
+from keras_attn.training.metrics import (  # noqa: E402
+    PSNRY,
+    SSIMY,
+    MeanCornerError,  # noqa: E402
+)
 
 FAMILIES = ("sr", "classifier", "aligner")
 PRECISIONS = ("float32", "mixed_float16")
@@ -138,14 +144,7 @@ SR = recipes.SuperResolutionRecipe(output="unused")
 CLASSIFIER = recipes.ClassifierRecipe(output="unused")
 
 
-def aligner_defaults() -> argparse.Namespace:
-    """The flags of `train aligner` at their defaults (the shipped model's recipe)."""
-    parser = argparse.ArgumentParser()
-    aligner_recipe.add_arguments(parser)
-    return parser.parse_args(["--output", "unused"])
-
-
-ALIGNER = aligner_defaults()
+ALIGNER = aligner_recipe.AlignerRecipe(output="unused")  # the shipped model's recipe
 
 
 def sr_pipeline(data_dir, seed):

@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from keras_attn.training.aligner_recipe import add_arguments, train_aligner
+from keras_attn.training.aligner_recipe import AlignerRecipe, add_arguments, train_aligner
+from keras_attn.training.recipe_base import recipe_from_args
 
 
 def main(argv=None) -> int:
@@ -24,9 +25,12 @@ def main(argv=None) -> int:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_arguments(parser)
-    args = parser.parse_args(argv)
+    try:
+        recipe = recipe_from_args(AlignerRecipe, parser.parse_args(argv))
+    except ValueError as error:
+        parser.error(str(error))
     command = "python examples/train_aligner.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    train_aligner(args, command=command)
+    train_aligner(recipe, command=command)
     return 0
 
 

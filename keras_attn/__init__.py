@@ -21,7 +21,7 @@ except ImportError as error:  # pragma: no cover - depends on the installation
     ) from error
 
 from keras_attn import layers, models  # noqa: E402  (layers and model presets registered)
-from keras_attn.training import alignment, losses, metrics  # noqa: E402,F401  (registered)
+from keras_attn.training import losses, metrics  # noqa: E402,F401  (registered)
 
 _LAZY = ("data", "export", "pretrained", "training", "viz")
 

@@ -8,64 +8,97 @@ epoch, checkpoints every epoch (resumes from its output folder), and `metrics.js
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pathlib
-import shlex
-import sys
 import time
 
 import keras
 import numpy as np
 
 from keras_attn import data, models
-from keras_attn._io import atomic_path
 from keras_attn.models.weights import transfer_aligner_weights
 from keras_attn.training import distribute
 from keras_attn.training import fit as training
-from keras_attn.training.alignment import CornerLoss, MeanCornerError
+from keras_attn.training.losses import CornerLoss
+from keras_attn.training.metrics import MeanCornerError
+from keras_attn.training.recipe_base import add_common_arguments, run_recipe
+
+
+@dataclasses.dataclass(frozen=True)
+class AlignerRecipe:
+    """Settings of `train_aligner` (defaults: the shipped model's recipe); the flags of
+    `add_arguments`."""
+
+    output: str
+    model: str = "aligner_homography"
+    dataset: str = "bundled_photos"
+    train_split: str = "train"
+    val_split: str = "validation"
+    data_dir: str | None = None
+    epochs: int = 30
+    steps_per_epoch: int = 100
+    batch_size: int = 8
+    max_shift: float = 32.0
+    photometric: float = 0.5
+    learning_rate: float = 1e-3
+    warmup_steps: int = 100
+    val_pairs_per_image: int = 16
+    jit: bool = True
+    mixed_precision: bool = False
+    init_from: str | None = None
+    strategy: str = "default"
+    logical_cpus: int | None = None
+    seed: int = 0
+    verbose: int | str = "auto"
+    checkpoint_minutes: float = 10.0
+
+    def __post_init__(self):
+        if models.registry.get_spec(self.model).family != "aligner":
+            raise ValueError(
+                f"--model must be an aligner ({models.list_models('aligner')}). "
+                f"Received: {self.model!r}"
+            )
+        for name in ("epochs", "steps_per_epoch", "batch_size", "val_pairs_per_image"):
+            if getattr(self, name) < 1:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{flag} must be at least 1. Received: {getattr(self, name)}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of `train aligner` (defaults: the shipped model's recipe)."""
-    parser.add_argument("--model", default="aligner_homography", help="aligner preset name")
-    parser.add_argument("--dataset", default="bundled_photos", help="tfds image dataset name")
-    parser.add_argument("--train-split", default="train", help="tfds split to train on")
-    parser.add_argument("--val-split", default="validation", help="tfds split to validate on")
-    parser.add_argument("--data-dir", help="tfds data directory (None: tfds's own)")
-    parser.add_argument("--epochs", type=int, default=30, help="epochs")
-    parser.add_argument("--steps-per-epoch", type=int, default=100, help="steps per epoch")
-    parser.add_argument("--batch-size", type=int, default=8, help="pairs per batch")
-    parser.add_argument("--max-shift", type=float, default=32.0, help="corner shift rho (px)")
+    """The flags of `AlignerRecipe` (`train aligner`, examples/train_aligner.py)."""
+    defaults = AlignerRecipe(output="")
+    parser.add_argument("--model", default=defaults.model, help="aligner preset name")
+    parser.add_argument("--val-split", default=defaults.val_split, help="split to validate on")
     parser.add_argument(
-        "--photometric", type=float, default=0.5, help="strength of random lighting changes"
+        "--steps-per-epoch", type=int, default=defaults.steps_per_epoch, help="steps per epoch"
     )
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate")
-    parser.add_argument("--warmup-steps", type=int, default=100, help="linear warm-up steps")
-    parser.add_argument("--val-pairs-per-image", type=int, default=16, help="held-out pairs")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="pairs/batch")
     parser.add_argument(
-        "--jit",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="compile the train step with XLA (1.5x faster for this model on a 2-core CPU: "
-        "benchmarks/training.py)",
+        "--max-shift", type=float, default=defaults.max_shift, help="corner shift rho (px)"
     )
     parser.add_argument(
-        "--mixed-precision", action="store_true", help="train with the mixed_float16 policy"
+        "--photometric",
+        type=float,
+        default=defaults.photometric,
+        help="strength of random lighting changes",
     )
-    distribute.add_arguments(parser)
+    parser.add_argument(
+        "--val-pairs-per-image",
+        type=int,
+        default=defaults.val_pairs_per_image,
+        help="held-out pairs",
+    )
     parser.add_argument(
         "--init-from",
         help="a trained .keras aligner to start from (each iteration from the one at its stride)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--output", required=True, help="output folder (resumes if it has a run)")
-    parser.add_argument(
-        "--checkpoint-minutes",
-        type=float,
-        default=10.0,
-        help="back the run up at least this often inside an epoch (and at every epoch end)",
+    add_common_arguments(
+        parser,
+        defaults,
+        jit_help="compile the train step with XLA (1.5x faster for this model on a 2-core CPU: "
+        "benchmarks/training.py)",
     )
-    parser.add_argument("--verbose", default="auto", help="Keras verbosity: auto, 0, 1, 2")
 
 
 def load_aligner(path, flag: str = "--init-from") -> keras.Model:
@@ -82,71 +115,57 @@ def load_aligner(path, flag: str = "--init-from") -> keras.Model:
         ) from None
 
 
-def train_aligner(args: argparse.Namespace, command: str | None = None) -> dict:
-    """Trains (or resumes) an aligner as `args` says; writes `model.keras` and `metrics.json`."""
-    # the strategy first: multi-worker collectives must be set up before TensorFlow starts
-    strategy = distribute.start(
-        getattr(args, "strategy", "default"), getattr(args, "logical_cpus", None), args.batch_size
-    )
-    verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
-    keras.utils.set_random_seed(args.seed)
-    output = pathlib.Path(args.output)
-    spec = models.registry.get_spec(args.model)
-    if spec.family != "aligner":
-        raise ValueError(
-            f"--model must be an aligner ({models.list_models('aligner')}). "
-            f"Received: {args.model!r}"
-        )
-    mixed = getattr(args, "mixed_precision", False)
-    previous_policy = keras.config.dtype_policy()
-    if mixed:
-        keras.config.set_dtype_policy("mixed_float16")
-    try:
+def train_aligner(recipe: AlignerRecipe, *, command: str = "") -> dict:
+    """Trains (or resumes) an aligner as `recipe` says; writes `model.keras` and `metrics.json`
+    into `recipe.output`; returns the metrics."""
+
+    def body(output: pathlib.Path, strategy) -> dict:
         with strategy.scope():
-            model = models.build_model(args.model, return_corners=True)
-        init_from = getattr(args, "init_from", None)
-        if init_from and training.completed_epochs(output) == 0:
-            skipped = transfer_aligner_weights(load_aligner(init_from), model)
-            print(f"initialised from {init_from}; not transferred: {skipped}")
-        return _train(args, command, strategy, model, output, verbose, mixed)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
+            model = models.build_model(recipe.model, return_corners=True)
+        if recipe.init_from and training.completed_epochs(output) == 0:
+            skipped = transfer_aligner_weights(load_aligner(recipe.init_from), model)
+            print(f"initialised from {recipe.init_from}; not transferred: {skipped}")
+        return _train(recipe, strategy, model, output)
+
+    metrics = run_recipe(recipe, command, body)
+    print(json.dumps({k: metrics[k] for k in ("val_mace_px", "val_median_corner_error_px")}))
+    return metrics
 
 
-def _train(args, command, strategy, model, output, verbose, mixed) -> dict:
+def _train(recipe: AlignerRecipe, strategy, model, output: pathlib.Path) -> dict:
     chief = distribute.is_chief(strategy)
     patch, _, channels = model.inputs[0].shape[1:]
 
     ## Data: DeTone pairs made on the fly from real photos
     def pairs(split, training, photometric, pairs_per_image):
         dataset = data.alignment_dataset(
-            args.dataset,
+            recipe.dataset,
             split,
             patch_size=patch,
-            max_shift=args.max_shift,
-            batch_size=args.batch_size,
+            max_shift=recipe.max_shift,
+            batch_size=recipe.batch_size,
             training=training,
             channels=channels,
             photometric=photometric,
             pairs_per_image=pairs_per_image,
-            seed=args.seed,
-            data_dir=getattr(args, "data_dir", None),
+            seed=recipe.seed,
+            data_dir=recipe.data_dir,
         )
         return dataset.map(lambda x, y: (x, {"corners": y["corners"]}))
 
-    train = pairs(args.train_split, True, args.photometric, 8)
-    val = pairs(args.val_split, False, 0.0, args.val_pairs_per_image).cache()
+    train = pairs(recipe.train_split, True, recipe.photometric, 8)
+    val = pairs(recipe.val_split, False, 0.0, recipe.val_pairs_per_image).cache()
 
     ## Train: corner loss on every iteration, MACE on the last
     config = training.TrainConfig(
-        epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch,
-        learning_rate=args.learning_rate,
-        warmup_steps=args.warmup_steps,
+        epochs=recipe.epochs,
+        steps_per_epoch=recipe.steps_per_epoch,
+        learning_rate=recipe.learning_rate,
+        warmup_steps=recipe.warmup_steps,
         clipnorm=1.0,
-        jit_compile=args.jit,
-        verbose=verbose,
-        checkpoint_minutes=getattr(args, "checkpoint_minutes", 10.0),
+        jit_compile=recipe.jit,
+        verbose=recipe.verbose,
+        checkpoint_minutes=recipe.checkpoint_minutes,
     )
     start = time.time()
     done_before = training.completed_epochs(output)
@@ -175,28 +194,21 @@ def _train(args, command, strategy, model, output, verbose, mixed) -> dict:
         errors.append(np.linalg.norm(corners - targets["corners"].numpy(), axis=-1).mean(-1))
     errors = np.concatenate(errors)
     metrics = {
-        "model": args.model,
-        "command": command or " ".join(shlex.quote(a) for a in sys.argv),
+        "model": recipe.model,
         "params": int(models.aligner_inference_model(model).count_params()),
-        "epochs": args.epochs,
-        "steps": args.epochs * args.steps_per_epoch,
-        "batch_size": args.batch_size,
-        "max_shift": args.max_shift,
-        "photometric": args.photometric,
-        "init_from": getattr(args, "init_from", None),
-        "mixed_precision": mixed,
-        "strategy": getattr(args, "strategy", "default"),
-        "replicas": strategy.num_replicas_in_sync,
+        "epochs": recipe.epochs,
+        "steps": recipe.epochs * recipe.steps_per_epoch,
+        "batch_size": recipe.batch_size,
+        "max_shift": recipe.max_shift,
+        "photometric": recipe.photometric,
+        "init_from": recipe.init_from,
+        "mixed_precision": recipe.mixed_precision,
         "val_pairs": int(errors.size),
         "val_mace_px": float(errors.mean()),
         "val_median_corner_error_px": float(np.median(errors)),
         "val_failure_rate_10px": float((errors > 10).mean()),
-        "wall_time_s_this_call": round(wall, 1),
-        "epochs_run_this_call": args.epochs - done_before,
+        "training_wall_time_s_this_call": round(wall, 1),
+        "epochs_run_this_call": recipe.epochs - done_before,
         "history_last": {k: float(v[-1]) for k, v in history.history.items() if v},
     }
-    if chief:
-        with atomic_path(output / "metrics.json") as tmp:
-            tmp.write_text(json.dumps(metrics, indent=1))
-    print(json.dumps({k: metrics[k] for k in ("val_mace_px", "val_median_corner_error_px")}))
     return metrics

@@ -17,6 +17,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_attn.training.losses import _corner_distances
+
 _SSIM_WINDOW = 11
 _SSIM_SIGMA = 1.5
 _SSIM_K1 = 0.01
@@ -240,3 +242,26 @@ def _gaussian_window(size: int, sigma: float) -> np.ndarray:
     offsets = np.arange(size, dtype="float64") - (size - 1) / 2
     window = np.exp(-0.5 * (offsets / sigma) ** 2)
     return (window / window.sum()).astype("float32")
+
+
+# --------------------------------------------------------------------------- aligner
+
+
+@keras.saving.register_keras_serializable(package="keras_attn")
+class MeanCornerError(keras.metrics.Mean):
+    """Mean corner error (MACE) in pixels of the last iteration's corners.
+
+    Call arguments: as `CornerLoss`.
+    """
+
+    def __init__(self, name: str = "mace", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        if len(y_pred.shape) == 4:
+            y_pred = y_pred[:, -1]
+        per_pair = ops.mean(_corner_distances(y_true, y_pred), axis=-1)
+        return super().update_state(per_pair, sample_weight=sample_weight)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}

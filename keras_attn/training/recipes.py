@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import pathlib
-import time
 from collections.abc import Callable
 
 import keras
@@ -23,18 +21,19 @@ import numpy as np
 import tensorflow as tf
 
 from keras_attn import data
-from keras_attn._io import atomic_path
 from keras_attn.data import classification
 from keras_attn.models import registry
 from keras_attn.training import aligner_recipe, distribute
 from keras_attn.training import fit as training
 from keras_attn.training.losses import get_loss
 from keras_attn.training.metrics import PSNRY, SSIMY, psnr_y
-
-
-def verbosity(value: str) -> int | str:
-    """argparse type of `--verbose`: `"auto"` or an integer."""
-    return value if value == "auto" else int(value)
+from keras_attn.training.recipe_base import (  # noqa: F401  (public here too)
+    add_common_arguments,
+    recipe_from_args,
+    run_recipe,
+    train_config,
+    verbosity,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,46 +105,6 @@ class ClassifierRecipe:
             raise ValueError(f"--weight-decay must be >= 0. Received: {self.weight_decay}")
 
 
-def recipe_from_args(recipe_class, args: argparse.Namespace):
-    """The recipe whose fields are the parsed flags of the same names."""
-    return recipe_class(**{f.name: getattr(args, f.name) for f in dataclasses.fields(recipe_class)})
-
-
-def _add_common(parser: argparse.ArgumentParser, defaults, *, learning_rate_help: str) -> None:
-    parser.add_argument("--dataset", default=defaults.dataset, help="tfds dataset name")
-    parser.add_argument("--train-split", default=defaults.train_split, help="split to train on")
-    parser.add_argument("--data-dir", help="tfds data directory (None: tfds's own)")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs")
-    parser.add_argument(
-        "--learning-rate", type=float, default=defaults.learning_rate, help=learning_rate_help
-    )
-    parser.add_argument(
-        "--warmup-steps", type=int, default=defaults.warmup_steps, help="linear warm-up steps"
-    )
-    parser.add_argument(
-        "--jit",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="compile the train step with XLA",
-    )
-    parser.add_argument(
-        "--mixed-precision", action="store_true", help="train with the mixed_float16 policy"
-    )
-    distribute.add_arguments(parser)
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--output", required=True, help="output folder (resumes if it has a run)")
-    parser.add_argument(
-        "--checkpoint-minutes",
-        type=float,
-        default=10.0,
-        help="back the run up at least this often inside an epoch (and at every epoch end); "
-        "a multi-worker run backs up at epoch ends only",
-    )
-    parser.add_argument(
-        "--verbose", type=verbosity, default="auto", help="Keras verbosity: auto, 0, 1, 2"
-    )
-
-
 def add_super_resolution_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `SuperResolutionRecipe` (examples/train_super_resolution.py, `train sr`)."""
     defaults = SuperResolutionRecipe(output="")
@@ -171,7 +130,7 @@ def add_super_resolution_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--loss", default=defaults.loss, help="charbonnier, l1 or mse")
     parser.add_argument("--init-from", help="a .keras SR model to start from (matching layers)")
-    _add_common(parser, defaults, learning_rate_help="peak learning rate")
+    add_common_arguments(parser, defaults, learning_rate_help="peak learning rate")
 
 
 def add_classifier_arguments(parser: argparse.ArgumentParser) -> None:
@@ -213,52 +172,10 @@ def add_classifier_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.weight_decay,
         help="decoupled weight decay (AdamW); none: Adam",
     )
-    _add_common(parser, defaults, learning_rate_help="peak learning rate")
+    add_common_arguments(parser, defaults, learning_rate_help="peak learning rate")
 
 
 # --------------------------------------------------------------------------- shared run logic
-
-
-def _run(recipe, command: str, body: Callable[[pathlib.Path, object], dict]) -> dict:
-    """Creates the strategy (first: multi-worker collectives must be set up before anything
-    else touches TensorFlow), seeds, applies the precision policy (restored afterwards), runs
-    `body(output, strategy)`, and writes `metrics.json` with the command and the wall time of
-    this call (the chief only)."""
-    strategy = distribute.start(recipe.strategy, recipe.logical_cpus, recipe.batch_size)
-    keras.utils.set_random_seed(recipe.seed)
-    output = pathlib.Path(recipe.output)
-    output.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    previous_policy = keras.config.dtype_policy()
-    if recipe.mixed_precision:
-        keras.config.set_dtype_policy("mixed_float16")
-    try:
-        results = body(output, strategy)
-        summary = {"model": results.pop("model"), "command": command, **results}
-        summary["strategy"] = recipe.strategy
-        summary["replicas"] = strategy.num_replicas_in_sync
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
-    summary["wall_time_s_this_call"] = round(time.time() - started, 1)
-    if distribute.is_chief(strategy):
-        with atomic_path(output / "metrics.json") as tmp:
-            tmp.write_text(json.dumps(summary, indent=1))
-    return summary
-
-
-def _train_config(
-    recipe, steps_per_epoch: int, *, weight_decay: float | None = None
-) -> training.TrainConfig:
-    return training.TrainConfig(
-        epochs=recipe.epochs,
-        steps_per_epoch=steps_per_epoch,
-        learning_rate=recipe.learning_rate,
-        warmup_steps=recipe.warmup_steps,
-        weight_decay=weight_decay,
-        jit_compile=recipe.jit,
-        verbose=recipe.verbose,
-        checkpoint_minutes=recipe.checkpoint_minutes,
-    )
 
 
 # --------------------------------------------------------------------------- super-resolution
@@ -306,7 +223,7 @@ def train_super_resolution(recipe: SuperResolutionRecipe, *, command: str = "") 
             print(f"initialised from {recipe.init_from}; not transferred: {skipped}")
 
         # Train
-        config = _train_config(recipe, recipe.steps_per_epoch)
+        config = train_config(recipe, recipe.steps_per_epoch)
         history = training.fit(
             model,
             train_data,
@@ -344,7 +261,7 @@ def train_super_resolution(recipe: SuperResolutionRecipe, *, command: str = "") 
             "epochs_run_this_call": len(history.epoch),
         }
 
-    return _run(recipe, command, body)
+    return run_recipe(recipe, command, body)
 
 
 # --------------------------------------------------------------------------- classifier
@@ -429,7 +346,7 @@ def train_classifier(recipe: ClassifierRecipe, *, command: str = "") -> dict:
             )
 
         # Train
-        config = _train_config(recipe, steps_per_epoch, weight_decay=recipe.weight_decay)
+        config = train_config(recipe, steps_per_epoch, weight_decay=recipe.weight_decay)
         history = training.fit(
             model,
             train_data,
@@ -467,7 +384,7 @@ def train_classifier(recipe: ClassifierRecipe, *, command: str = "") -> dict:
             "epochs_run_this_call": len(history.epoch),
         }
 
-    return _run(recipe, command, body)
+    return run_recipe(recipe, command, body)
 
 
 # --------------------------------------------------------------------------- registry
@@ -485,5 +402,8 @@ def _runner(recipe_class, train):
 TRAINERS: dict[str, tuple[Callable, Callable]] = {
     "sr": (add_super_resolution_arguments, _runner(SuperResolutionRecipe, train_super_resolution)),
     "classifier": (add_classifier_arguments, _runner(ClassifierRecipe, train_classifier)),
-    "aligner": (aligner_recipe.add_arguments, aligner_recipe.train_aligner),
+    "aligner": (
+        aligner_recipe.add_arguments,
+        _runner(aligner_recipe.AlignerRecipe, aligner_recipe.train_aligner),
+    ),
 }

@@ -16,7 +16,7 @@ from keras_attn.models.aligner import (
     resize_matrix,
     warp_image,
 )
-from keras_attn.training.alignment import CornerLoss
+from keras_attn.training.losses import CornerLoss
 
 SIZE = 64
 PATCH_CORNERS = np.array([[0, 0], [SIZE - 1, 0], [SIZE - 1, SIZE - 1], [0, SIZE - 1]], float)

@@ -3,13 +3,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from keras_attn.training.alignment import (
-    CornerLoss,
-    FlowSmoothness,
-    MeanCornerError,
-    NCCLoss,
-    local_ncc,
-)
+from keras_attn.training.losses import CornerLoss, FlowSmoothness, NCCLoss, local_ncc
+from keras_attn.training.metrics import MeanCornerError
 
 CORNERS = np.array([[0.0, 0.0], [63.0, 0.0], [63.0, 63.0], [0.0, 63.0]], "float32")
 
