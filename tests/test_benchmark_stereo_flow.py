@@ -121,3 +121,19 @@ def test_main_writes_json_and_tvl1_beats_identity(benchmark, tmp_path, capsys):
         assert row["pixels"] >= 2 * 0.9 * 128 * 128 and 0 <= row["bad_3px_percent"] <= 100
     assert results["identity"]["bad_3px_percent"] == 100.0  # every disparity here is > 7 px
     assert results["tvl1"]["mean_epe_px"] < results["identity"]["mean_epe_px"]
+
+
+def test_downscaled_pair_keeps_the_ground_truth(benchmark):
+    """--downscale 2: half the size, half the disparity, and the truth still warps right onto
+    left far better than zero flow."""
+    full = benchmark.load_pair()
+    left, right, disparity = benchmark.load_pair(2)
+    assert left.shape == right.shape == disparity.shape == (250, 370)
+    truth, valid = benchmark.ground_truth_flow(disparity)
+    assert np.median(disparity[valid]) == pytest.approx(
+        np.median(full[2][np.isfinite(full[2])]) / 2, rel=0.05
+    )
+    cols = np.arange(left.shape[1])[None, :]
+    inside = valid & (cols + truth[..., 0] >= 0)
+    error = np.abs(benchmark.warp_backward(right, truth) - left)[inside].mean()
+    assert error < 0.3 * np.abs(right - left)[inside].mean()
