@@ -84,6 +84,9 @@ class ClassifierRecipe:
     label_smoothing: float = 0.0
     random_erasing: float = 0.0
     weight_decay: float | None = None
+    attention: str | None = None
+    widths: str | None = None
+    depths: str | None = None
     jit: bool = False
     mixed_precision: bool = False
     strategy: str = "default"
@@ -92,7 +95,28 @@ class ClassifierRecipe:
     verbose: int | str = "auto"
     checkpoint_minutes: float = 10.0
 
+    def architecture_overrides(self) -> dict:
+        """The preset arguments that `--attention`, `--widths` and `--depths` replace:
+        attention `"none"` -> `None` (plain), `"none,none,self"` -> one entry per stage;
+        widths/depths `"16,32,64"` -> `(16, 32, 64)`."""
+        overrides = {}
+        if self.attention is not None:
+            stages = [None if a.strip() == "none" else a.strip() for a in self.attention.split(",")]
+            overrides["attention"] = stages[0] if len(stages) == 1 else tuple(stages)
+        for name in ("widths", "depths"):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    overrides[name] = tuple(int(v) for v in value.split(","))
+                except ValueError:
+                    raise ValueError(
+                        f"--{name} must be comma-separated integers, e.g. 16,32,64. "
+                        f"Received: {value!r}"
+                    ) from None
+        return overrides
+
     def __post_init__(self):
+        self.architecture_overrides()  # checks the spelling of --widths / --depths
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(
                 f"--label-smoothing must be in [0, 1). Received: {self.label_smoothing}"
@@ -166,6 +190,13 @@ def add_classifier_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.random_erasing,
         help="probability of random erasing per training image (0.5 in the Fashion-MNIST recipe)",
     )
+    parser.add_argument(
+        "--attention",
+        help="replace the preset's attention: se, cbam, spatial, nonlocal, self or none; or one "
+        "per stage, e.g. none,none,self",
+    )
+    parser.add_argument("--widths", help="replace the preset's stage widths, e.g. 16,32,64")
+    parser.add_argument("--depths", help="replace the preset's blocks per stage, e.g. 3,3,3")
     parser.add_argument(
         "--weight-decay",
         type=float,
@@ -343,6 +374,7 @@ def train_classifier(recipe: ClassifierRecipe, *, command: str = "") -> dict:
                 recipe.model,
                 input_shape=(recipe.image_size, recipe.image_size, channels),
                 num_classes=num_classes,
+                **recipe.architecture_overrides(),
             )
 
         # Train
@@ -375,6 +407,10 @@ def train_classifier(recipe: ClassifierRecipe, *, command: str = "") -> dict:
             "batch_size": recipe.batch_size,
             "label_smoothing": recipe.label_smoothing,
             "random_erasing": recipe.random_erasing,
+            "architecture_overrides": {
+                k: list(v) if isinstance(v, tuple) else v
+                for k, v in recipe.architecture_overrides().items()
+            },
             "weight_decay": recipe.weight_decay,
             "mixed_precision": recipe.mixed_precision,
             "test_examples": test_size,

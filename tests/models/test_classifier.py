@@ -323,3 +323,29 @@ def test_example_validation_split_erasing_and_weight_decay(digits_dir, tmp_path,
     for bad in (["--random-erasing", "1.5"], ["--weight-decay", "-1"]):
         with pytest.raises(SystemExit):
             example.parse_args(["--output", str(tmp_path / "bad"), *bad])
+
+
+def test_example_architecture_overrides(digits_dir, tmp_path):  # noqa: F811
+    """--attention/--widths/--depths replace the preset's (the variant benchmark's runs)."""
+    example = load_example()
+    argv = [
+        *("--data-dir", digits_dir, "--epochs", "1", "--steps-per-epoch", "1"),
+        *("--batch-size", "8", "--image-size", "16", "--verbose", "0"),
+        *("--attention", "none,none,cbam", "--widths", "8,16,16", "--depths", "1,1,1"),
+        *("--output", str(tmp_path / "run")),
+    ]
+    assert example.main(argv) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    expected = registry.build_model(
+        "classifier_digits", attention=(None, None, "cbam"), widths=(8, 16, 16), depths=(1, 1, 1)
+    )
+    assert metrics["params"] == expected.count_params() != PRESET_PARAMS["classifier_digits"]
+    assert metrics["architecture_overrides"] == {
+        "attention": [None, None, "cbam"],
+        "widths": [8, 16, 16],
+        "depths": [1, 1, 1],
+    }
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    assert model.get_layer("classifier_digits_stage3_block1_cbam") is not None
+    with pytest.raises(SystemExit):
+        example.parse_args(["--output", str(tmp_path / "bad"), "--widths", "8,x"])
