@@ -2,8 +2,9 @@
 
 `import keras_attn` registers every serialisable class (the layers, the losses and metrics a
 compiled model refers to) and the model presets, so it is all `keras.saving.load_model` needs.
-The other subpackages load on first use (`keras_attn.data`, `.export`, `.pretrained`,
-`.training`, `.viz`): `import keras_attn.layers` does not import tensorflow-datasets.
+The other subpackages load on first use (`keras_attn.data`, `.export`, `.families`,
+`.pretrained`, `.training`, `.viz`; the task helpers `keras_attn.upscale`, `align` and
+`classify`): `import keras_attn.layers` does not import tensorflow-datasets.
 `import keras_attn.data` registers the local tfds builders (`bundled_photos`, `photo_folder`,
 `bundled_digits`) before a `tfds.load` of them.
 """
@@ -23,12 +24,33 @@ except ImportError as error:  # pragma: no cover - depends on the installation
 from keras_attn import layers, models  # noqa: E402  (layers and model presets registered)
 from keras_attn.training import losses, metrics  # noqa: E402,F401  (registered)
 
-_LAZY = ("data", "export", "pretrained", "training", "viz")
+_LAZY = ("data", "export", "families", "pretrained", "training", "viz")
+# Task helpers exported here, loaded with their module on first use.
+_LAZY_FUNCTIONS = {
+    "align": "keras_attn.models",
+    "classify": "keras_attn.families",
+    "upscale": "keras_attn.models",
+}
 
-__all__ = ["__version__", "data", "export", "layers", "models", "pretrained", "training", "viz"]
+__all__ = [
+    "__version__",
+    "align",
+    "classify",
+    "data",
+    "export",
+    "families",
+    "layers",
+    "models",
+    "pretrained",
+    "training",
+    "upscale",
+    "viz",
+]
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         return importlib.import_module(f"keras_attn.{name}")
+    if name in _LAZY_FUNCTIONS:
+        return getattr(importlib.import_module(_LAZY_FUNCTIONS[name]), name)
     raise AttributeError(f"module 'keras_attn' has no attribute {name!r}")

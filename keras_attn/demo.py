@@ -178,10 +178,9 @@ def _classifier_test_items(model, model_card: dict) -> tuple[np.ndarray, np.ndar
     package's Fashion-MNIST test sample for a Fashion-MNIST model (no download needed), else the
     whole test split of the card's dataset."""
     from keras_attn.data import classification_dataset, fashion_mnist
+    from keras_attn.families import default_dataset
 
-    dataset = ((model_card.get("metrics") or {}).get("evaluation") or {}).get(
-        "dataset", "bundled_digits"
-    )
+    dataset = default_dataset("classifier", model_card)[0]
     if dataset == fashion_mnist.NAME:
         images, labels = fashion_mnist.load_test_sample()
         about = f"the first {len(labels)} Fashion-MNIST test items"
@@ -262,12 +261,9 @@ def _classifier(output: pathlib.Path, name: str, model_card: dict):
     ]
 
 
-_FAMILIES = {"sr": _super_resolution, "aligner": _alignment, "classifier": _classifier}
-
-
 def run_demo(output_dir: str | os.PathLike) -> list[pathlib.Path]:
     """Writes the demo figures and `index.html` into `output_dir`; returns their paths."""
-    from keras_attn import pretrained
+    from keras_attn import families, pretrained
 
     shipped = pretrained.list_models()
     if not shipped:
@@ -278,9 +274,8 @@ def run_demo(output_dir: str | os.PathLike) -> list[pathlib.Path]:
     output.mkdir(parents=True, exist_ok=True)
     figures = []
     for summary in shipped:
-        made = _FAMILIES[summary["family"]](
-            output, summary["name"], pretrained.card(summary["name"])
-        )
+        figure = families.get(summary["family"]).demo_figure  # _super_resolution, ...
+        made = figure(output, summary["name"], pretrained.card(summary["name"]))
         figures.extend(made if isinstance(made, list) else [made])
     figures.append(
         (_layers_figure(output), "untrained layers on the astronaut photo (what they compute)")

@@ -26,6 +26,7 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
+from keras_attn import families
 from keras_attn.export import TFLiteModel, check_value_range
 from keras_attn.export.package import (
     CARD,
@@ -346,20 +347,6 @@ class Predictor:
         return self.predict(*batches)
 
 
-def _aligner_outputs(outputs) -> dict[str, np.ndarray]:
-    return {name: np.asarray(outputs[name], "float32") for name in OUTPUT_NAMES["aligner"]}
-
-
-def _keras_function(model: keras.Model, family: str) -> Callable:
-    from keras_attn.training.evaluation import as_numpy
-
-    if family == "aligner":  # fixed-size inputs: a compiled graph, not slow eager calls
-        return lambda moving, fixed: _aligner_outputs(
-            model.predict_on_batch({"moving": moving, "fixed": fixed})
-        )
-    return lambda batch: as_numpy(model(batch, training=False))
-
-
 def load_predictor(
     name_or_path: str,
     format: str = "keras",
@@ -367,9 +354,8 @@ def load_predictor(
     variant: str | None = None,
     root: str | os.PathLike | None = None,
 ) -> Predictor:
-    """A `Predictor` for a shipped model name (any format) or a `.keras` file path."""
-    from keras_attn.training.evaluation import as_numpy, family_of
-
+    """A `Predictor` for a shipped model name (any format) or a `.keras` file path; its numpy
+    function is the family's `make_predict` (`keras_attn.families`)."""
     path = pathlib.Path(name_or_path)
     if path.suffix == ".keras" or "/" in name_or_path or os.sep in name_or_path:
         if format != "keras" or variant is not None:
@@ -382,45 +368,16 @@ def load_predictor(
             model = keras.saving.load_model(path, compile=False)
         except Exception as error:  # noqa: BLE001 - zip/h5/config errors of a bad file
             raise ValueError(f"{name_or_path} is not a loadable .keras model: {error}") from None
-        family = family_of(model)
-        return Predictor(
-            _keras_function(model, family), family, tuple(model.inputs[0].shape[1:]), str(path)
-        )
+        family = families.family_of(model)
+        predict = families.get(family).make_predict(model, "keras")
+        return Predictor(predict, family, tuple(model.inputs[0].shape[1:]), str(path))
 
     model_card = card(name_or_path, root=root)
     family = model_card["family"]
     loaded = load(name_or_path, format, variant=variant, root=root)
     input_name = model_card["inputs"][0]["name"]
-    if format == "keras":
-        predict = _keras_function(loaded, family)
-    elif format == "saved_model":
-        import tensorflow as tf
-
-        signature = loaded.signatures["serving_default"]
-
-        if family == "aligner":
-
-            def predict(moving, fixed):
-                return _aligner_outputs(
-                    signature(
-                        moving=tf.constant(moving, tf.float32), fixed=tf.constant(fixed, tf.float32)
-                    )
-                )
-        else:
-
-            def predict(batch):
-                return as_numpy(signature(**{input_name: tf.constant(batch, tf.float32)}))
-    elif family == "aligner":
-
-        def predict(moving, fixed):
-            return _aligner_outputs(loaded(moving=moving, fixed=fixed))
-    else:
-
-        def predict(batch):
-            return as_numpy(loaded(**{input_name: batch}))
-
     return Predictor(
-        predict,
+        families.get(family).make_predict(loaded, format, input_name),
         family,
         tuple(model_card["inputs"][0]["shape"][1:]),
         f"{name_or_path} ({format}{'/' + variant if variant else ''})",
@@ -459,32 +416,16 @@ def _short(value) -> str:
     return f"{value:.4g}" if isinstance(value, (int, float)) else "-"
 
 
-def _number(value, decimals: int, suffix: str = "", sign: bool = False) -> str:
-    if not isinstance(value, (int, float)):
-        return "-"
-    return f"{value:{'+' if sign else ''}.{decimals}f}{suffix}"
+_number = families.format_fixed
 
 
 def _held_out_metric(model_card: dict) -> str:
-    """The card's held-out metric, one protocol per family, with fixed decimals."""
+    """The card's held-out metric, one protocol per family (its registry entry's
+    `held_out_metric`), with fixed decimals."""
     metrics = model_card.get("metrics", {})
     family = model_card.get("family")
-    if family == "sr":
-        return (
-            f"PSNR-Y {_number(metrics.get('psnr_y_db'), 2, ' dB')} "
-            f"({_number(metrics.get('gain_over_bicubic_db'), 2, ' dB', sign=True)} over bicubic)"
-        )
-    if family == "classifier":
-        accuracy = metrics.get("accuracy")
-        shown = accuracy * 100 if isinstance(accuracy, (int, float)) else None
-        return f"accuracy {_number(shown, 2, ' %')}"
-    if family == "aligner":
-        return (
-            f"median corner error {_number(metrics.get('median_corner_error_px'), 2, ' px')}, "
-            f"{_number(metrics.get('over_10px_percent'), 1, ' %')} over 10 px, "
-            f"AUC@5 {_number(metrics.get('auc_5px'), 3)}; "
-            f"mean {_number(metrics.get('mean_corner_error_px'), 2, ' px')}"
-        )
+    if family in families.names():
+        return families.get(family).held_out_metric(metrics)
     key = model_card.get("key_metric")
     return f"{key} {_number(metrics.get(key), 4)}"
 

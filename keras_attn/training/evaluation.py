@@ -32,26 +32,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_attn import data
+from keras_attn import data, families
 from keras_attn.data import classification
 from keras_attn.data import super_resolution as sr_data
+from keras_attn.families import family_of  # noqa: F401  (public here too)
 from keras_attn.models._images import single_output
 from keras_attn.training.metrics import psnr_y, ssim_y
 
-FAMILIES = ("sr", "classifier", "aligner")
-DEFAULT_DATASETS = {
-    "sr": ("bundled_photos", "validation"),
-    "classifier": ("bundled_digits", "test"),
-    "aligner": ("bundled_photos", "validation"),
-}
+FAMILIES = families.names()
+# The family defaults, from the registry (`keras_attn.families`); kept here for scripts.
+DEFAULT_DATASETS = {name: families.get(name).default_dataset for name in FAMILIES}
 
 
 def default_dataset(family: str, card: dict | None = None) -> tuple[str, str]:
     """The `(dataset, split)` a model is scored on: where its card says it was scored (a
     shipped model), else the family's default (`DEFAULT_DATASETS`)."""
-    recorded = ((card or {}).get("metrics") or {}).get("evaluation") or {}
-    default_name, default_split = DEFAULT_DATASETS[family]
-    return recorded.get("dataset", default_name), recorded.get("split", default_split)
+    return families.default_dataset(family, card)
 
 
 # The aligner's held-out protocol: DeTone's rho, the seed of the pairs (as benchmarks/aligner.py).
@@ -60,29 +56,6 @@ ALIGNMENT_SEED = 1234
 ALIGNMENT_PAIRS_PER_IMAGE = 20
 
 Predict = Callable[[np.ndarray], object]
-
-
-def family_of(model: keras.Model) -> str:
-    """`"aligner"` for two image inputs `moving` and `fixed` with dict outputs holding
-    `homography`; `"sr"` for an image-to-image model (4D output); `"classifier"` for a 2D output."""
-    input_names = sorted(tensor.name for tensor in model.inputs)
-    if input_names == ["fixed", "moving"]:
-        if isinstance(model.output, dict) and "homography" in model.output:
-            return "aligner"
-        raise ValueError(
-            f"Model {model.name!r} takes moving and fixed images but has no 'homography' output "
-            "(an aligner returns a dict with homography, flow and warped)."
-        )
-    ranks = [len(output.shape) for output in model.outputs]
-    if ranks == [4] and model.inputs[0].shape[-1] == 3:
-        return "sr"
-    if ranks == [2]:
-        return "classifier"
-    raise ValueError(
-        f"Cannot tell the family of model {model.name!r} (output ranks {ranks}): expected a "
-        "super-resolution model (one image output), a classifier (one (B, classes) output) or "
-        "an aligner (inputs moving and fixed)."
-    )
 
 
 def as_numpy(output) -> np.ndarray:
@@ -419,30 +392,11 @@ def calibration_data(
 ) -> Callable[[], list]:
     """Representative inputs for full-int8 TFLite conversion, from each family's TRAINING data
     (never the held-out split): random `64 x 64` crops of the bundled training photos for SR,
-    the first `count` training images of `dataset` (default `bundled_digits`) for classifiers.
-    Returns the callable that `export_tflite(..., representative_data=...)` takes (a list of
-    one-input lists)."""
-    if family == "sr":
-        rng = np.random.default_rng(seed)
-        photos = [data.load_photo(name) for name in data.photo_names("train")]
-        samples = []
-        for index in range(count):
-            photo = photos[index % len(photos)].astype("float32") / 255.0
-            top = rng.integers(0, photo.shape[0] - 64 + 1)
-            left = rng.integers(0, photo.shape[1] - 64 + 1)
-            samples.append([photo[None, top : top + 64, left : left + 64]])
-    elif family == "classifier":
-        dataset = dataset or DEFAULT_DATASETS["classifier"][0]
-        train = classifier_test_data(
-            input_shape, dataset, "train", batch_size=count, data_dir=data_dir
-        )
-        images = next(iter(train))[0].numpy()
-        samples = [[images[index : index + 1]] for index in range(len(images))]
-    elif family == "aligner":
-        raise ValueError(
-            "Aligners are not quantised to int8: the warp samples at coordinates computed in "
-            "the graph, and quantised coordinates break it. Use float32 or float16."
-        )
-    else:
-        raise ValueError(f"family must be one of {list(FAMILIES)}. Received: family={family!r}")
+    the first `count` training images of `dataset` (default `bundled_digits`) for classifiers;
+    aligners raise (float only). Each family's `calibration_data` in `keras_attn.families`
+    makes them. Returns the callable that `export_tflite(..., representative_data=...)` takes
+    (a list of one-input lists)."""
+    samples = families.get(family).calibration_data(
+        input_shape, count=count, data_dir=data_dir, seed=seed, dataset=dataset
+    )
     return lambda: samples
