@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEMO_DIR ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint benchmark clean
+.PHONY: demo test test-fast lint benchmark clean
 
 # Re-install only when the packaging changes; the package itself is installed editable.
 $(BIN)/.installed: setup.py Makefile
@@ -24,6 +24,10 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The tests that take under 2 s each (tests/slow_tests.txt lists the others): a few minutes.
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check keras_attn keras_attn_cli.py tests examples benchmarks scripts
