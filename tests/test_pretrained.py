@@ -55,7 +55,10 @@ def test_list_models_summarises_the_cards():
         entry = listed[name]
         assert entry["family"] == card["family"] and entry["params"] == card["params"]
         assert entry["metric"]["value"] == card["metrics"][card["key_metric"]]
-        assert sum(entry["files"].values()) == card["total_bytes"] < 6_000_000
+        # Every format together: about 15 bytes a parameter (Keras and SavedModel float32,
+        # TFLite fp32 + fp16 + int8) plus the graphs; more would mean a stray file or state.
+        assert sum(entry["files"].values()) == card["total_bytes"]
+        assert card["total_bytes"] < max(6_000_000, 24 * card["params"])
         assert set(entry["files"]) == {
             "model.keras",
             "saved_model/",
