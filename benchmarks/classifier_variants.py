@@ -24,9 +24,13 @@ runs, so the same command resumes the whole benchmark after an interruption or i
 session. Training images/s come from each run's `history.csv` (steps/s x batch, median over
 epochs): CPU timings move with the machine's load, compare rows of one machine.
 
-Run (6 variants x 2 seeds x 10 epochs; hours on a 2-core CPU):
+Run (6 variants x 2 seeds x 10 epochs, seed 0 of every variant first; hours on a 2-core CPU):
     python benchmarks/classifier_variants.py --runs runs/fashion_variants \
-        --json runs/fashion_variants/results.json
+        --record benchmarks/results/fashion_variants --json runs/fashion_variants/results.json
+
+`--record` keeps one small JSON per finished run (its command, metrics.json and history.csv) in
+a tracked folder, so the benchmark carries over to a machine where `runs/` is gone; `--no-train`
+prints the table of the runs finished so far.
 """
 
 from __future__ import annotations
@@ -128,23 +132,8 @@ def command(variant: str, widths, seed: int, args: argparse.Namespace, output) -
     return argv
 
 
-def run(variant: str, widths, seed: int, args: argparse.Namespace) -> dict:
-    """Trains (or resumes, or just reads) one run; returns its metrics.json."""
-    output = pathlib.Path(args.runs) / f"{variant}_seed{seed}"
-    metrics = output / "metrics.json"
-    if metrics.exists() and json.loads(metrics.read_text()).get("epochs_run_this_call") is not None:
-        done = json.loads(metrics.read_text())
-        if done["epochs"] == args.epochs:
-            return done
-    output.mkdir(parents=True, exist_ok=True)
-    argv = command(variant, widths, seed, args, output)
-    (output / "command.txt").write_text("keras-attn " + shlex.join(argv) + "\n")
-    print(f"[{variant} seed {seed}] keras-attn {shlex.join(argv)}", file=sys.stderr, flush=True)
-    with open(output / "train.log", "a") as log:
-        subprocess.run(
-            [sys.executable, "-m", "keras_attn_cli", *argv], stdout=log, stderr=log, check=True
-        )
-    return json.loads(metrics.read_text())
+def _record(args: argparse.Namespace, variant: str, seed: int) -> pathlib.Path | None:
+    return pathlib.Path(args.record) / f"{variant}_seed{seed}.json" if args.record else None
 
 
 def history(folder: pathlib.Path) -> list[dict]:
@@ -152,13 +141,54 @@ def history(folder: pathlib.Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def summarise(variant, widths, count, budget, runs, folders, args) -> dict:
-    val = [float(history(f)[-1]["val_accuracy"]) for f in folders]
-    test = [r["test_accuracy"] for r in runs]
+def run(variant: str, widths, seed: int, args: argparse.Namespace) -> dict | None:
+    """Trains (or resumes, or just reads) one run; returns its record (command, metrics.json and
+    history.csv rows), also written to `--record` when given. With `--no-train`, None for a run
+    that has not finished."""
+    record = _record(args, variant, seed)
+    if record is not None and record.exists():
+        done = json.loads(record.read_text())
+        if done["metrics"]["epochs"] == args.epochs:
+            return done
+    output = pathlib.Path(args.runs) / f"{variant}_seed{seed}"
+    metrics = output / "metrics.json"
+    finished = (
+        metrics.exists()
+        and json.loads(metrics.read_text()).get("epochs_run_this_call") is not None
+        and json.loads(metrics.read_text())["epochs"] == args.epochs
+    )
+    if not finished:
+        if args.no_train:
+            return None
+        output.mkdir(parents=True, exist_ok=True)
+        argv = command(variant, widths, seed, args, output)
+        (output / "command.txt").write_text("keras-attn " + shlex.join(argv) + "\n")
+        print(f"[{variant} seed {seed}] keras-attn {shlex.join(argv)}", file=sys.stderr, flush=True)
+        with open(output / "train.log", "a") as log:
+            subprocess.run(
+                [sys.executable, "-m", "keras_attn_cli", *argv], stdout=log, stderr=log, check=True
+            )
+    done = {
+        "command": (output / "command.txt").read_text().strip(),
+        "metrics": json.loads(metrics.read_text()),
+        "history": history(output),
+    }
+    if record is not None:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        partial = record.with_name(record.name + ".partial")
+        partial.write_text(json.dumps(done, indent=1) + "\n")
+        partial.replace(record)
+    return done
+
+
+def summarise(variant, widths, count, budget, records, args) -> dict:
+    records = [r for r in records if r is not None]
+    val = [float(r["history"][-1]["val_accuracy"]) for r in records]
+    test = [r["metrics"]["test_accuracy"] for r in records]
     speeds = [
-        float(row["steps_per_s"]) * r["batch_size"]
-        for f, r in zip(folders, runs, strict=True)
-        for row in history(f)
+        float(row["steps_per_s"]) * r["metrics"]["batch_size"]
+        for r in records
+        for row in r["history"]
         if row.get("steps_per_s")
     ]
     return {
@@ -168,18 +198,18 @@ def summarise(variant, widths, count, budget, runs, folders, args) -> dict:
         "params": count,
         "params_vs_plain": count / budget - 1,
         "within_tolerance": abs(count / budget - 1) <= args.tolerance,
-        "seeds": args.seeds,
+        "seeds": [s for s, r in zip(args.seeds, records, strict=False) if r is not None],
         "val_accuracy": val,
         "test_accuracy": test,
         "train_images_per_s": statistics.median(speeds) if speeds else None,
-        "runs": [str(f) for f in folders],
+        "commands": [r["command"] for r in records],
     }
 
 
 def _mean_std(values) -> str:
-    mean = 100 * statistics.mean(values)
-    std = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.2f} +- {std:.2f}"
+    if len(values) == 1:
+        return f"{100 * values[0]:.2f} (one seed)"
+    return f"{100 * statistics.mean(values):.2f} +- {100 * statistics.stdev(values):.2f}"
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -191,12 +221,15 @@ def markdown_table(rows: list[dict]) -> str:
     for row in rows:
         flag = "" if row["within_tolerance"] else " (outside tolerance)"
         speed = row["train_images_per_s"]
-        lines.append(
+        head = (
             f"| {row['variant']} | {','.join(map(str, row['widths']))} | {row['params']:,} "
-            f"({100 * row['params_vs_plain']:+.1f} %){flag} | {_mean_std(row['val_accuracy'])} | "
-            f"{_mean_std(row['test_accuracy'])} | {speed:.0f} |"
-            if speed
-            else f"| {row['variant']} | ... | ... | ... | ... | ... |"
+            f"({100 * row['params_vs_plain']:+.1f} %){flag} | "
+        )
+        lines.append(
+            head + f"{_mean_std(row['val_accuracy'])} | {_mean_std(row['test_accuracy'])} | "
+            f"{speed:.0f} |"
+            if row["test_accuracy"]
+            else head + "not finished | not finished | |"
         )
     return "\n".join(lines)
 
@@ -218,6 +251,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--recipe", default=RECIPE, help="the other train flags")
     parser.add_argument("--tolerance", type=float, default=0.1, help="parameter tolerance")
     parser.add_argument("--json", help="write every number here")
+    parser.add_argument(
+        "--record",
+        help="folder of one JSON per finished run (command, metrics, history); finished runs "
+        "recorded there are not trained again, so a tracked folder carries the benchmark across "
+        "machines",
+    )
+    parser.add_argument(
+        "--no-train", action="store_true", help="only report the runs that have finished"
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.variants.split(",")) - set(VARIANTS))
     if unknown:
@@ -228,15 +270,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     budget = params("plain", BASE_WIDTHS)
-    rows = []
-    for variant in args.variants.split(","):
-        widths, count = (
-            (BASE_WIDTHS, budget) if variant == "plain" else match_widths(variant, budget)
-        )
-        runs = [run(variant, widths, seed, args) for seed in args.seeds]
-        folders = [pathlib.Path(args.runs) / f"{variant}_seed{seed}" for seed in args.seeds]
-        rows.append(summarise(variant, widths, count, budget, runs, folders, args))
-        print(markdown_table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+    variants = args.variants.split(",")
+    widths = {
+        v: (BASE_WIDTHS, budget) if v == "plain" else match_widths(v, budget) for v in variants
+    }
+    # Seed-major: every variant has one finished seed before any has two.
+    records = {(v, seed): run(v, widths[v][0], seed, args) for seed in args.seeds for v in variants}
+    rows = [
+        summarise(v, *widths[v], budget, [records[v, s] for s in args.seeds], args)
+        for v in variants
+    ]
     table = markdown_table(rows)
     print(table)
     if args.json:

@@ -33,8 +33,11 @@ def test_runs_resume_and_the_table_reports_each_variant(benchmark, digits_dir, t
         *("--epochs", "1", "--steps-per-epoch", "2", "--dataset", "bundled_digits"),
         *("--image-size", "16", "--train-split", "train", "--val-split", "train[:32]"),
         *("--data-dir", digits_dir, "--recipe", "--batch-size 16 --learning-rate 1e-3"),
-        *("--json", str(tmp_path / "results.json")),
+        *("--json", str(tmp_path / "results.json"), "--record", str(tmp_path / "record")),
     ]
+    # Before anything has run, --no-train reports both variants as not finished.
+    assert benchmark.main([*argv, "--no-train"]) == 0
+    assert capsys.readouterr().out.count("not finished | not finished") == 2
     assert benchmark.main(argv) == 0
     out = capsys.readouterr().out
     assert out.startswith("| variant | widths | params |") and "| plain | 16,32,64 |" in out
@@ -53,3 +56,13 @@ def test_runs_resume_and_the_table_reports_each_variant(benchmark, digits_dir, t
     log = (tmp_path / "runs" / "plain_seed0" / "train.log").read_text()
     assert benchmark.main(argv) == 0
     assert (tmp_path / "runs" / "plain_seed0" / "train.log").read_text() == log
+
+    # The record alone carries the benchmark to a machine without the run folders.
+    record = json.loads((tmp_path / "record" / "self_seed0.json").read_text())
+    assert record["command"] == command.strip() and record["metrics"] == metrics
+    assert len(record["history"]) == 1 and "val_accuracy" in record["history"][0]
+    capsys.readouterr()
+    moved = [*argv[:1], str(tmp_path / "elsewhere"), *argv[2:], "--no-train"]
+    assert benchmark.main(moved) == 0
+    assert capsys.readouterr().out == out
+    assert not (tmp_path / "elsewhere").exists()
