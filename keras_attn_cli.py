@@ -46,11 +46,14 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(self.prog, message)
 
 
-def one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    if isinstance(error, (ValueError, OSError)):
-        return text or type(error).__name__
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+def _message(error: BaseException) -> str:
+    """`keras_attn.utils.errors.one_line(error)`; when keras_attn itself cannot be imported (no
+    TensorFlow), the import error's own message."""
+    try:
+        from keras_attn.utils.errors import one_line
+    except ImportError:
+        return " ".join(str(error).split()) or type(error).__name__
+    return one_line(error)
 
 
 def _add_model_source(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +92,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     wants_train = bool(argv) and argv[0] == "train"
     if wants_train:
         with _quiet_native_stderr():
+            from keras_attn.flags import add_recipe_flags
             from keras_attn.training.recipes import TRAINERS
     for family, title in FAMILY_TITLES.items():
         sub = families.add_parser(
@@ -98,7 +102,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
             formatter_class=defaults,
         )
         if wants_train:
-            TRAINERS[family][0](sub)
+            add_recipe_flags(sub, TRAINERS[family][0])
 
     evaluate = command(
         "evaluate",
@@ -222,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             prog = " ".join(word for word in words if word)
             raise _UsageError(prog, f"unrecognized arguments: {' '.join(extras)}")
     except _UsageError as error:
-        print(f"{error.prog}: error: {one_line(error)}", file=sys.stderr)
+        print(f"{error.prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     args.command_line = shlex.join(["keras-attn", *argv])
     try:
@@ -235,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         if os.environ.get("KERAS_ATTN_DEBUG"):
             raise
-        print(f"keras-attn {args.command}: error: {one_line(error)}", file=sys.stderr)
+        print(f"keras-attn {args.command}: error: {_message(error)}", file=sys.stderr)
         return 2
 
 

@@ -28,8 +28,9 @@ Run (6 variants x 2 seeds x 10 epochs, seed 0 of every variant first; hours on a
     python benchmarks/classifier_variants.py --runs runs/fashion_variants \
         --record benchmarks/results/fashion_variants --json runs/fashion_variants/results.json
 
-`--record` keeps one small JSON per finished run (its command, metrics.json and history.csv) in
-a tracked folder, so the benchmark carries over to a machine where `runs/` is gone; `--no-train`
+`--record` keeps one small JSON per finished run (its command, metrics.json and history.csv), and
+the first seed's trained model without optimizer state (`<variant>_seed0.keras`), in a tracked
+folder, so the benchmark carries over to a machine where `runs/` is gone; `--no-train`
 prints the table of the runs finished so far.
 """
 
@@ -50,6 +51,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from keras_attn._io import atomic_path  # noqa: E402
 from keras_attn.models import registry  # noqa: E402
 
 PRESET = "classifier_fashion"
@@ -175,10 +177,22 @@ def run(variant: str, widths, seed: int, args: argparse.Namespace) -> dict | Non
     }
     if record is not None:
         record.parent.mkdir(parents=True, exist_ok=True)
-        partial = record.with_name(record.name + ".partial")
-        partial.write_text(json.dumps(done, indent=1) + "\n")
-        partial.replace(record)
+        if seed == args.seeds[0]:
+            keep_model(output, record.with_suffix(".keras"))
+        with atomic_path(record) as tmp:
+            tmp.write_text(json.dumps(done, indent=1) + "\n")
     return done
+
+
+def keep_model(run_folder: pathlib.Path, target: pathlib.Path) -> None:
+    """Saves the run's trained model without its optimizer state at `target` (about 1 MB; the
+    variant maps figure, `benchmarks/variant_maps.py`, reads the first seed's)."""
+    if target.exists():
+        return
+    model = keras.saving.load_model(run_folder / "model.keras", compile=False)
+    with atomic_path(target, suffix=".keras") as tmp:
+        model.save(tmp)
+    keras.backend.clear_session()
 
 
 def summarise(variant, widths, count, budget, records, args) -> dict:

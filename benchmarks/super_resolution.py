@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import pathlib
 import statistics
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -33,9 +35,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_attn  # noqa: E402,F401  (registers the layers before loading .keras files)
-from keras_attn.models._complexity import count_macs  # noqa: E402
 from keras_attn.training.evaluation import held_out_pairs  # noqa: E402
 from keras_attn.training.evaluation import score_upscaled as score  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from complexity import count_macs  # noqa: E402  (benchmarks/complexity.py)
 
 CLASSICAL = {"nearest": "nearest", "bicubic": "bicubic", "lanczos3": "lanczos3"}
 

@@ -12,25 +12,32 @@ With a network, any tfds image dataset works: `--dataset coco/2017 --val-split v
 
 from __future__ import annotations
 
-import argparse
+import json
+import pathlib
 import sys
 
-from keras_attn.training.aligner_recipe import AlignerRecipe, add_arguments, train_aligner
-from keras_attn.training.recipe_base import recipe_from_args
+from keras_attn.flags import parse_recipe
+from keras_attn.training.aligner_recipe import AlignerRecipe, train_aligner
+
+TITLE = __doc__.split("\n")[1].removeprefix("Title: ")
+
+
+def parse_args(argv=None) -> AlignerRecipe:
+    """The recipe of the command line; flags and defaults come from its fields."""
+    return parse_recipe(AlignerRecipe, argv, description=TITLE)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n")[1].removeprefix("Title: "),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    ## Setup, data, model, train, evaluate: see keras_attn/training/
+    recipe = parse_args(argv)
+    command = " ".join(
+        [
+            f"python examples/{pathlib.Path(__file__).name}",
+            *(sys.argv[1:] if argv is None else argv),
+        ]
     )
-    add_arguments(parser)
-    try:
-        recipe = recipe_from_args(AlignerRecipe, parser.parse_args(argv))
-    except ValueError as error:
-        parser.error(str(error))
-    command = "python examples/train_aligner.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    train_aligner(recipe, command=command)
+    summary = train_aligner(recipe, command=command)
+    print(json.dumps(summary, indent=1))
     return 0
 
 

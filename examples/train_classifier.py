@@ -16,35 +16,35 @@ The run itself is `keras_attn.training.recipes.train_classifier`, the same funct
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import sys
 
-from keras_attn.training import recipes
-from keras_attn.training.recipes import loss_and_metric  # noqa: F401  (used by the tests)
+from keras_attn.flags import parse_recipe
+from keras_attn.training.recipes import (
+    ClassifierRecipe,
+    loss_and_metric,  # noqa: F401  (used by the tests)
+    train_classifier,
+)
+
+TITLE = __doc__.split("\n")[1].removeprefix("Title: ")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n")[1].removeprefix("Title: "),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    recipes.add_classifier_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        recipes.recipe_from_args(recipes.ClassifierRecipe, args)
-    except ValueError as error:
-        parser.error(str(error))
-    return args
+def parse_args(argv=None) -> ClassifierRecipe:
+    """The recipe of the command line; flags and defaults come from its fields."""
+    return parse_recipe(ClassifierRecipe, argv, description=TITLE)
 
 
 def main(argv=None) -> int:
-    ## Setup, data, model, train, evaluate: see keras_attn/training/recipes.py
-    args = parse_args(argv)
-    recipe = recipes.recipe_from_args(recipes.ClassifierRecipe, args)
-    command = " ".join([pathlib.Path(sys.argv[0]).name, *(argv or sys.argv[1:])])
-    summary = recipes.train_classifier(recipe, command=command)
+    ## Setup, data, model, train, evaluate: see keras_attn/training/
+    recipe = parse_args(argv)
+    command = " ".join(
+        [
+            f"python examples/{pathlib.Path(__file__).name}",
+            *(sys.argv[1:] if argv is None else argv),
+        ]
+    )
+    summary = train_classifier(recipe, command=command)
     print(json.dumps(summary, indent=1))
     return 0
 

@@ -20,30 +20,35 @@ params, command, wall time). The run itself is
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import sys
 
-from keras_attn.training import recipes
-from keras_attn.training.recipes import bicubic_psnr  # noqa: F401  (kept for importers)
+from keras_attn.flags import parse_recipe
+from keras_attn.training.recipes import (
+    SuperResolutionRecipe,
+    bicubic_psnr,  # noqa: F401  (kept for importers)
+    train_super_resolution,
+)
+
+TITLE = __doc__.split("\n")[1].removeprefix("Title: ")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n")[1].removeprefix("Title: "),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    recipes.add_super_resolution_arguments(parser)
-    return parser.parse_args(argv)
+def parse_args(argv=None) -> SuperResolutionRecipe:
+    """The recipe of the command line; flags and defaults come from its fields."""
+    return parse_recipe(SuperResolutionRecipe, argv, description=TITLE)
 
 
 def main(argv=None) -> int:
-    ## Setup, data, model, train, evaluate: see keras_attn/training/recipes.py
-    args = parse_args(argv)
-    recipe = recipes.recipe_from_args(recipes.SuperResolutionRecipe, args)
-    command = " ".join([pathlib.Path(sys.argv[0]).name, *(argv or sys.argv[1:])])
-    summary = recipes.train_super_resolution(recipe, command=command)
+    ## Setup, data, model, train, evaluate: see keras_attn/training/
+    recipe = parse_args(argv)
+    command = " ".join(
+        [
+            f"python examples/{pathlib.Path(__file__).name}",
+            *(sys.argv[1:] if argv is None else argv),
+        ]
+    )
+    summary = train_super_resolution(recipe, command=command)
     print(json.dumps(summary, indent=1))
     return 0
 

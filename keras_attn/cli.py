@@ -98,10 +98,10 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from keras_attn.training.recipes import TRAINERS
+    from keras_attn.training.recipes import TRAINERS, recipe_from_args
 
-    _, run = TRAINERS[args.family]
-    summary = run(args, command=args.command_line)
+    recipe_class, train = TRAINERS[args.family]
+    summary = train(recipe_from_args(recipe_class, args), command=args.command_line)
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -171,22 +171,17 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    import keras
 
     from keras_attn import export, families, pretrained
     from keras_attn.export.package import check_quantization
     from keras_attn.training import evaluation
+    from keras_attn.utils.model_io import load_keras_model
 
     if args.format == "saved_model" and args.quantization:
         raise ValueError("--quantization applies to --format tflite only")
     path = pathlib.Path(args.model)
     if path.suffix == ".keras":
-        if not path.is_file():
-            raise ValueError(f"{path} does not exist")
-        try:
-            model = keras.saving.load_model(path, compile=False)
-        except Exception as error:  # noqa: BLE001 - zip/h5/config errors of a bad file
-            raise ValueError(f"{path} is not a loadable .keras model: {error}") from None
+        model = load_keras_model(path)
     else:
         model = pretrained.load(args.model, "keras")
     family = families.family_of(model)
@@ -211,8 +206,7 @@ def _export(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     """Reads and checks every input, then runs the family's `predict_files`."""
     from keras_attn import families
-    from keras_attn.data.image_files import read_image
-    from keras_attn.models._images import as_float_image
+    from keras_attn.utils.images import as_float_image, read_image
 
     if args.top_k < 1:
         raise ValueError(f"--top-k must be at least 1. Received: {args.top_k}")

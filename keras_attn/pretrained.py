@@ -37,6 +37,7 @@ from keras_attn.export.package import (
     package_model,
     sha256_of,
 )
+from keras_attn.utils.model_io import load_keras_model
 
 __all__ = [
     "ENV_VAR",
@@ -362,12 +363,7 @@ def load_predictor(
             raise ValueError("format and variant apply to shipped model names, not to files")
         if path.suffix != ".keras":
             raise ValueError(f"{name_or_path} is not a .keras file or a shipped model name")
-        if not path.is_file():
-            raise ValueError(f"{name_or_path} does not exist")
-        try:
-            model = keras.saving.load_model(path, compile=False)
-        except Exception as error:  # noqa: BLE001 - zip/h5/config errors of a bad file
-            raise ValueError(f"{name_or_path} is not a loadable .keras model: {error}") from None
+        model = load_keras_model(path)
         family = families.family_of(model)
         predict = families.get(family).make_predict(model, "keras")
         return Predictor(predict, family, tuple(model.inputs[0].shape[1:]), str(path))

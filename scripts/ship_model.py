@@ -55,10 +55,13 @@ import keras_attn  # noqa: E402,F401  (registers the layers before loading .kera
 from keras_attn import data, pretrained  # noqa: E402
 from keras_attn.data import classification, fashion_mnist  # noqa: E402
 from keras_attn.export import TFLiteModel  # noqa: E402
-from keras_attn.models._complexity import count_macs  # noqa: E402
 from keras_attn.models.aligner import FLOW_CONVENTION, HOMOGRAPHY_CONVENTION  # noqa: E402
 from keras_attn.models.super_resolution import model_scale  # noqa: E402
 from keras_attn.training import evaluation  # noqa: E402
+from keras_attn.utils.model_io import load_keras_model  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+from complexity import count_macs  # noqa: E402  (benchmarks/complexity.py)
 
 README_START = "<!-- shipped-models:start -->"
 README_END = "<!-- shipped-models:end -->"
@@ -302,18 +305,6 @@ def _ms_per_pair(run: Callable, pairs: list) -> float:
     return float(np.median(seconds) * 1000)
 
 
-def _corner_disagreement(homographies, reference, size: int) -> float:
-    """Largest distance (px) between where two sets of homographies put the patch corners."""
-    return max(
-        float(
-            np.linalg.norm(
-                evaluation.map_corners(h, size) - evaluation.map_corners(r, size), axis=-1
-            ).max()
-        )
-        for h, r in zip(homographies, reference, strict=True)
-    )
-
-
 def plan_aligner(model: keras.Model, args: argparse.Namespace) -> Plan:
     height, width, channels = model.inputs[0].shape[1:]
     if height != width:
@@ -339,7 +330,7 @@ def plan_aligner(model: keras.Model, args: argparse.Namespace) -> Plan:
         )
         results = {
             "saved_model": {
-                "max_corner_difference_vs_keras_px": _corner_disagreement(
+                "max_corner_difference_vs_keras_px": evaluation.corner_disagreement(
                     served.homographies, keras_scores.homographies, height
                 )
             },
@@ -358,7 +349,7 @@ def plan_aligner(model: keras.Model, args: argparse.Namespace) -> Plan:
                     scores.summary["mean_corner_error_px"]
                     - keras_scores.summary["mean_corner_error_px"]
                 ),
-                "max_corner_difference_vs_keras_px": _corner_disagreement(
+                "max_corner_difference_vs_keras_px": evaluation.corner_disagreement(
                     scores.homographies, keras_scores.homographies, height
                 ),
                 "ms_per_pair": _ms_per_pair(run, pairs),
@@ -557,7 +548,7 @@ def main(argv=None) -> int:
     command = shlex.join(["python", "scripts/ship_model.py", *argv])
     started = time.time()
 
-    model = keras.saving.load_model(args.model, compile=False)
+    model = load_keras_model(args.model, argument="--model")
     plan = FAMILIES[args.family](model, args)
     card = dict(plan.card)
     card["architecture"] = model.name

@@ -1,4 +1,6 @@
-"""Shared test helpers: `run_layer_test` (after keras's) and a builtin-only TFLite round trip."""
+"""Shared test helpers (plain functions; shared fixtures are in conftest.py): `run_layer_test`
+(after keras's), a builtin-only TFLite round trip, `load_script` for benchmarks/ and scripts/,
+`free_ports` for multi-worker runs and `small_classifier` for the viz tests."""
 
 from __future__ import annotations
 
@@ -182,3 +184,37 @@ def free_ports(count: int) -> list[int]:
     for s in sockets:
         s.close()
     return ports
+
+
+def small_classifier(attention, size=16, widths=(8, 16)):
+    """A two-stage classifier (stage 2 at half resolution) with `attention` in every stage."""
+    from keras_attn import models
+
+    return models.attention_classifier(
+        (size, size, 3), 3, attention=attention, widths=widths, depths=(1, 1)
+    )
+
+
+def softmax(logits):
+    """NumPy softmax over the last axis (the references of the attention layer tests)."""
+    logits = logits - logits.max(axis=-1, keepdims=True)
+    weights = np.exp(logits)
+    return weights / weights.sum(axis=-1, keepdims=True)
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def reference_spatial(layer, x):
+    """NumPy reference of `SpatialAttention` (and CBAM's spatial gate): channel mean/max,
+    'same' zero-padded correlation with the layer's kernel, sigmoid."""
+    from scipy import ndimage
+
+    pooled = np.stack([x.mean(-1), x.max(-1)], axis=-1)
+    kernel = np.array(layer.conv.kernel)[..., 0]  # (k, k, 2)
+    logits = np.zeros(x.shape[:3])
+    for b in range(x.shape[0]):
+        for c in range(2):
+            logits[b] += ndimage.correlate(pooled[b, ..., c], kernel[..., c], mode="constant")
+    return sigmoid(logits + float(np.array(layer.conv.bias)[0]))[..., None]

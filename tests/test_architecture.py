@@ -93,6 +93,43 @@ def test_the_import_graph_reader_sees_cycles():
     )
 
 
+# The floors of docs/architecture.md, top to bottom: a module imports (at import time) only from
+# its own floor or the floors below. `keras_attn/__init__.py` is the entrance and may import any.
+FLOORS = (
+    ("cli", "flags", "demo"),
+    ("pretrained",),
+    ("training",),
+    ("viz",),
+    ("families",),
+    ("models",),
+    ("data",),
+    ("export",),
+    ("layers",),
+    ("utils", "_io", "version"),
+)
+
+
+def floor(module: str) -> int:
+    part = module.split(".")[1]
+    return next(i for i, names in enumerate(FLOORS) if part in names)
+
+
+def test_every_module_has_a_floor_and_imports_only_downwards():
+    upward = [
+        f"{name} -> {target}"
+        for name, targets in import_graph().items()
+        if name != "keras_attn"
+        for target in targets
+        if target != "keras_attn" and floor(target) < floor(name)
+    ]
+    assert upward == [], "imports up the floors of docs/architecture.md: " + ", ".join(upward)
+    drawing = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    for names in FLOORS:
+        for name in names:
+            suffix = "/" if (PACKAGE / name).is_dir() else ".py"
+            assert f"keras_attn/{name}{suffix}" in drawing, f"{name} is not drawn"
+
+
 def test_no_import_cycle_inside_the_package():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)

@@ -16,12 +16,10 @@ import pytest
 from PIL import Image
 
 from keras_attn import cli, data, export, layers, models, pretrained
-from keras_attn.data.image_files import read_image, write_png
 from keras_attn.models.aligner import align, warp_image
 from keras_attn.models.super_resolution import upscale
 from keras_attn.training import fit
-from tests.data.test_bundled_photos import photos_dir  # noqa: F401  (session fixture)
-from tests.data.test_classification import digits_dir  # noqa: F401  (session fixture)
+from keras_attn.utils.images import read_image, write_png
 
 
 class Context:
@@ -348,7 +346,7 @@ def test_warp_image_with_horizon_in_view_gives_finite_pixels():
 
 
 @pytest.fixture
-def cli_files(tmp_path, photos_dir):  # noqa: F811
+def cli_files(tmp_path, photos_dir):
     """Input files for the CLI cases, and the `{name}` placeholders of their arguments."""
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -454,12 +452,12 @@ CLI_CASES = [
     (
         "train-aligner-init-from-missing",
         "train aligner --init-from {out}/nope.keras --output {out}",
-        "--init-from must be an existing .keras file",
+        "nope.keras' does not exist",
     ),
     (
         "train-aligner-init-from-corrupt",
         "train aligner --init-from {bad_keras} --output {out}",
-        "is not a readable Keras model",
+        "is not a loadable .keras model",
     ),
     ("unknown-command", "frobnicate --output {out}", "invalid choice: 'frobnicate'"),
 ]

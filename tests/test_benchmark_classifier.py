@@ -4,7 +4,6 @@ import pathlib
 
 import pytest
 
-from tests.data.test_classification import digits_dir  # noqa: F401  (session fixture)
 from tests.helpers import load_script
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -83,7 +82,7 @@ def test_table_flags_variants_outside_the_parameter_tolerance(benchmark):
     assert "n/a (not matched)" in nonlocal_row
 
 
-def tiny_settings(benchmark, digits_dir, **overrides):  # noqa: F811
+def tiny_settings(benchmark, digits_dir, **overrides):
     return benchmark.Settings(
         **{
             "variants": ("plain",),
@@ -99,7 +98,7 @@ def tiny_settings(benchmark, digits_dir, **overrides):  # noqa: F811
     )
 
 
-def test_tiny_run_trains_and_evaluates_on_the_whole_test_split(benchmark, digits_dir):  # noqa: F811
+def test_tiny_run_trains_and_evaluates_on_the_whole_test_split(benchmark, digits_dir):
     results = benchmark.run_benchmark(tiny_settings(benchmark, digits_dir))
     plain = results["variants"]["plain"]
     assert results["budget"]["params"] == BUDGET and results["steps_per_epoch"] == 2
@@ -116,7 +115,7 @@ def test_tiny_run_trains_and_evaluates_on_the_whole_test_split(benchmark, digits
 
 
 @pytest.mark.slow
-def test_throughput_compiles_the_train_step_with_xla_when_asked(benchmark, digits_dir):  # noqa: F811
+def test_throughput_compiles_the_train_step_with_xla_when_asked(benchmark, digits_dir):
     settings = tiny_settings(benchmark, digits_dir, throughput_steps=2, throughput_warmup=1)
     timing = benchmark.training_throughput(None, (16, 32, 64), 0, settings, jit=True)
     assert timing["jit_compile_requested"] and timing["jit_compile_used"]

@@ -7,7 +7,6 @@ import pathlib
 import keras
 import pytest
 
-from tests.data.test_classification import digits_dir  # noqa: F401  (session fixture)
 from tests.helpers import load_script
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -52,7 +51,7 @@ def test_default_is_the_fastest_case_that_ran(benchmark):
 
 def test_quick_classifier_run_writes_the_table_and_every_number(
     benchmark,
-    digits_dir,  # noqa: F811
+    digits_dir,
     tmp_path,
     capsys,
 ):

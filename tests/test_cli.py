@@ -10,8 +10,6 @@ from PIL import Image
 
 from keras_attn import cli, data, pretrained
 from keras_attn.data import digits
-from tests.data.test_bundled_photos import photos_dir  # noqa: F401  (session fixture)
-from tests.data.test_classification import digits_dir  # noqa: F401  (session fixture)
 
 
 def test_demo_runs_every_shipped_model_and_writes_readable_files(tmp_path):
@@ -82,7 +80,7 @@ def run(capsys, *argv):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, photos_dir, digits_dir):  # noqa: F811
+def trained(tmp_path_factory, photos_dir, digits_dir):
     """Tiny SR and classifier runs trained through the CLI (1 epoch x 2 steps each)."""
     root = tmp_path_factory.mktemp("cli_runs")
     sr_argv = [
@@ -151,7 +149,7 @@ def test_info_prints_the_card(capsys):
     assert code == 2 and "Did you mean 'sr_x2'?" in err
 
 
-def test_evaluate_sr_path_and_shipped_classifier(trained, digits_dir, capsys):  # noqa: F811
+def test_evaluate_sr_path_and_shipped_classifier(trained, digits_dir, capsys):
     code, out, _ = run(capsys, "evaluate", trained["root"] / "sr" / "model.keras", "--json")
     result = json.loads(out)
     assert code == 0 and result["scale"] == 2 and result["images"] == 5
@@ -374,7 +372,7 @@ def test_help_needs_no_tensorflow_and_commands_keep_its_log_lines_quiet(tmp_path
     assert "oneDNN" not in listed.stderr and "I0000" not in listed.stderr, listed.stderr[-500:]
 
 
-def test_evaluate_shows_progress_on_a_terminal_only(capsys, monkeypatch, digits_dir):  # noqa: F811
+def test_evaluate_shows_progress_on_a_terminal_only(capsys, monkeypatch, digits_dir):
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
     code, out, _ = run(capsys, "evaluate", "classifier_digits", "--data-dir", digits_dir)
     assert code == 0 and "batch" in out  # Keras's progress bar, counted in batches

@@ -1,5 +1,6 @@
 """The shipped catalogue: every format of every shipped model agrees on real data, cards are
-reproducible, verification rejects altered files, and packaging is atomic."""
+reproducible, and verification rejects altered files. (Writing a catalogue folder,
+`package_model`, is tested in tests/export/test_package.py.)"""
 
 import json
 import pathlib
@@ -10,11 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_attn import data, models, pretrained
+from keras_attn import data, pretrained
 from keras_attn.data import fashion_mnist
-from keras_attn.export import package
 from keras_attn.training import evaluation
-from tests.data.test_classification import digits_dir  # noqa: F401  (session fixture)
 
 SHIPPED = ("classifier_digits", "classifier_fashion", "sr_x2", "sr_x3", "sr_x4")
 SR_TOLERANCES = {"fp32": 1e-4, "fp16": 2e-3, "int8": 0.05}
@@ -29,7 +28,7 @@ TOLERANCES = {
 
 
 @pytest.fixture(scope="module")
-def real_inputs(digits_dir):  # noqa: F811
+def real_inputs(digits_dir):
     """A real LR crop of a held-out photo for SR; 16 held-out digit scans for the classifier."""
     hr = data.load_photo("chelsea")[96:192, 144:288].astype("float32") / 255.0
     inputs = {
@@ -275,104 +274,6 @@ def test_aligner_inputs_are_checked_by_name():
     assert sorted(model({"moving": pair, "fixed": pair})) == ["flow", "homography", "warped"]
     with pytest.raises(ValueError, match="^Input 'fixed' has values"):
         model({"moving": pair, "fixed": pair * 255})
-
-
-# --------------------------------------------------------------------------- packaging
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    model = models.build_model("sr_tiny_x2")
-    conv = model.get_layer("sr_tiny_x2_upsample_conv")
-    conv.kernel.assign(np.random.default_rng(0).normal(scale=0.05, size=conv.kernel.shape))
-    return model
-
-
-def tiny_card():
-    return {"family": "sr", "task": "test", "key_metric": "psnr_y_db", "metrics": {"psnr_y_db": 1}}
-
-
-@pytest.fixture(scope="module")
-def packaged(tiny_model, tmp_path_factory):
-    """`package_model` run once: (root, the names `evaluate` saw in the temporary folder)."""
-    root = tmp_path_factory.mktemp("catalogue")
-    evaluated = []
-
-    def evaluate(path):
-        evaluated.append(sorted(p.name for p in path.iterdir()))
-        return {"extra": 2.0}
-
-    folder = pretrained.package_model(
-        tiny_model,
-        "sr_tiny",
-        root,
-        card={**tiny_card(), "inputs": {"image": {"range": [0, 1]}}},
-        quantizations=("float16",),
-        evaluate=evaluate,
-    )
-    assert folder == root / "sr_tiny"
-    return root, evaluated
-
-
-def test_package_model_writes_a_verifiable_folder(tiny_model, packaged, rng):
-    root, evaluated = packaged
-    folder = root / "sr_tiny"
-    assert evaluated == [["model.keras", "model.tflite", "model_fp16.tflite", "saved_model"]]
-    card = pretrained.card("sr_tiny", root=root)
-    assert card["metrics"] == {"psnr_y_db": 1, "extra": 2.0}
-    assert card["params"] == tiny_model.count_params()
-    assert card["inputs"] == [
-        {"name": "image", "shape": [None, None, None, 3], "dtype": "float32", "range": [0, 1]}
-    ]
-    assert card["outputs"][0]["name"] == "upscaled"
-    assert set(card["versions"]) >= {"keras_attn", "keras", "tensorflow", "python"}
-    on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
-    assert set(card["files"]) == on_disk - {"card.json"}
-    for relative, entry in card["files"].items():
-        assert entry["sha256"] == pretrained.sha256_of(folder / relative)
-    assert card["parity"]["tflite"]["model_fp16.tflite"]["max_abs_diff_vs_keras"]["upscaled"] < 5e-3
-    x = rng.uniform(size=(1, 12, 10, 3)).astype("float32")
-    expected = np.asarray(tiny_model(x))
-    np.testing.assert_allclose(pretrained.load("sr_tiny", root=root)(x), expected, atol=1e-6)
-    tflite = pretrained.load("sr_tiny", "tflite", variant="fp16", root=root)
-    np.testing.assert_allclose(tflite(x)["upscaled"], expected, atol=5e-3)
-
-
-def test_failed_packaging_leaves_the_previous_folder(tiny_model, packaged, tmp_path, monkeypatch):
-    shutil.copytree(packaged[0] / "sr_tiny", tmp_path / "sr_tiny")
-    before = {p: p.read_bytes() for p in (tmp_path / "sr_tiny").rglob("*") if p.is_file()}
-
-    def broken_export(*args, **kwargs):
-        raise RuntimeError("converter died halfway")
-
-    monkeypatch.setattr(package, "export_tflite", broken_export)
-    with pytest.raises(RuntimeError, match="converter died"):
-        pretrained.package_model(
-            tiny_model, "sr_tiny", tmp_path, card={**tiny_card(), "task": "v2"}, quantizations=()
-        )
-    after = {p: p.read_bytes() for p in (tmp_path / "sr_tiny").rglob("*") if p.is_file()}
-    assert after == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sr_tiny"]  # no temporary leftovers
-    assert pretrained.card("sr_tiny", root=tmp_path)["task"] == "test"
-
-
-def test_package_model_bad_arguments(tiny_model, tmp_path):
-    with pytest.raises(ValueError, match="representative_data"):
-        pretrained.package_model(
-            tiny_model, "m", tmp_path, card=tiny_card(), quantizations=("int8",)
-        )
-    with pytest.raises(ValueError, match="choose one"):
-        pretrained.package_model(
-            tiny_model,
-            "m",
-            tmp_path,
-            card=tiny_card(),
-            quantizations=("dynamic", "int8"),
-            representative_data=lambda: [],
-        )
-    with pytest.raises(ValueError, match="quantizations must be among"):
-        pretrained.package_model(tiny_model, "m", tmp_path, card=tiny_card(), quantizations=("q4",))
-    assert not list(tmp_path.iterdir())
 
 
 def test_shipped_aligner_agrees_in_every_format():

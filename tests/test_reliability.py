@@ -26,7 +26,6 @@ import tensorflow as tf
 from keras_attn import data, export, models, pretrained
 from keras_attn.models.super_resolution import upscale
 from keras_attn.training import fit
-from tests.data.test_bundled_photos import photos_dir  # noqa: F401  (session fixture)
 
 # Children print as they go (the parent reacts to their lines) and inherit the parent's nice.
 CHILD_ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -66,7 +65,7 @@ def train_command(output: pathlib.Path, data_dir: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def training_runs(tmp_path_factory, photos_dir):  # noqa: F811
+def training_runs(tmp_path_factory, photos_dir):
     """One run killed with SIGKILL in epoch 3 and run again; one uninterrupted run beside it
     (started at the same time, so the pair costs about two runs of wall time, not three)."""
     root = tmp_path_factory.mktemp("resume")
@@ -204,7 +203,7 @@ def test_resumed_run_is_bitwise_an_uninterrupted_run(training_runs):
 
 
 @pytest.fixture(scope="module")
-def killed_mid_epoch(tmp_path_factory, photos_dir, training_runs):  # noqa: F811
+def killed_mid_epoch(tmp_path_factory, photos_dir, training_runs):
     """The same run with a backup after every step (--checkpoint-minutes 1e-5), killed once its
     backup stands one step into epoch 2, then run again."""
     output = tmp_path_factory.mktemp("mid_epoch") / "run"

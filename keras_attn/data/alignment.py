@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from keras_attn.data import bundled_photos  # noqa: F401  (registers the "bundled_photos" builder)
 from keras_attn.data.super_resolution import load_images
-from keras_attn.layers import _homography as hom  # the same Heckbert closed form as the model
+from keras_attn.layers import homography_ops as hom  # the same Heckbert closed form as the model
 
 AUTOTUNE = tf.data.AUTOTUNE
 

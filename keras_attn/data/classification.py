@@ -33,6 +33,7 @@ from keras_attn.data import (
     digits,  # noqa: F401  (registers the "bundled_digits" builder)
     fashion_mnist,
 )
+from keras_attn.utils.errors import one_line
 
 AUTOTUNE = tf.data.AUTOTUNE
 CHANNELS = (None, 1, 3)
@@ -139,17 +140,13 @@ class ClassificationConfig:
         return self.image_size // 8 if self.max_shift is None else self.max_shift
 
 
-def _one_line(error: Exception) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
 def dataset_info(name: str, data_dir: str | None = None) -> tfds.core.DatasetInfo:
     """The tfds `DatasetInfo` of `name`, with a one-line `ValueError` for unknown names."""
     try:
         return tfds.builder(name, data_dir=data_dir).info
     except Exception as error:  # tfds raises many types; re-raise one clear line
-        raise ValueError(f"Unknown tfds dataset {name!r}: {_one_line(error)}") from None
+        message = one_line(error, first_line=True)
+        raise ValueError(f"Unknown tfds dataset {name!r}: {message}") from None
 
 
 def _class_label(name: str, data_dir: str | None) -> tfds.features.ClassLabel:
@@ -210,9 +207,9 @@ def load_supervised(name: str, split: str, data_dir: str | None = None) -> tf.da
     try:
         return tfds.load(name, split=split, as_supervised=True, data_dir=data_dir)
     except Exception as error:  # tfds raises many types; re-raise one clear line
-        raise ValueError(
-            f"Could not load tfds dataset {name!r} split {split!r}: {_one_line(error)}"
-        ) from None
+        message = one_line(error, first_line=True)
+        message = f"Could not load tfds dataset {name!r} split {split!r}: {message}"
+        raise ValueError(message) from None
 
 
 def preprocess(image: tf.Tensor, config: ClassificationConfig) -> tf.Tensor:

@@ -91,7 +91,7 @@ def tile_bounds(length: int, tile_size: int) -> list[tuple[int, int]]:
 
 def read_rgb(path: pathlib.Path) -> np.ndarray:
     """An image file as `(H, W, 3)` uint8 (grayscale repeated, 16-bit scaled to 8)."""
-    from keras_attn.data.image_files import read_image
+    from keras_attn.utils.images import read_image
 
     image = read_image(path)
     if image.dtype == np.uint16:

@@ -13,6 +13,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_attn.data import bundled_photos  # noqa: F401  (registers the "bundled_photos" builder)
+from keras_attn.utils.errors import one_line
 
 AUTOTUNE = tf.data.AUTOTUNE
 SCALES = (2, 3, 4)
@@ -79,11 +80,9 @@ def _load_one(name: str, split: str, data_dir: str | None) -> tf.data.Dataset:
                 name = "photo_folder/photo_collection"
             dataset, info = tfds.load(name, split=split, with_info=True, data_dir=data_dir)
     except Exception as error:  # tfds raises many types; re-raise one clear line
-        from keras_attn.data.classification import _one_line
-
-        raise ValueError(
-            f"Could not load tfds dataset {name!r} split {split!r}: {_one_line(error)}"
-        ) from None
+        message = one_line(error, first_line=True)
+        message = f"Could not load tfds dataset {name!r} split {split!r}: {message}"
+        raise ValueError(message) from None
     key = _image_key(info)
 
     def to_rgb(example):

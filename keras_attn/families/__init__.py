@@ -33,7 +33,8 @@ To add a family: write a module `keras_attn/families/NAME.py` like `sr.py` (its 
 `Lazy("module:function")` references to the modules that own them, and `register(Family(...))`),
 import it below, add its serving output names to
 `keras_attn.export.package.OUTPUT_NAMES`, its title to `keras_attn_cli.FAMILY_TITLES` and its
-recipe to `keras_attn.training.recipes.TRAINERS`; `tests/test_families.py` checks the entry.
+recipe to `keras_attn.training.recipes.TRAINERS`; `tests/families/test_families.py` checks the
+entry.
 """
 
 # isort: off

@@ -111,8 +111,8 @@ def _predict_aligner(predictor, inputs, images: dict, output, *, refine=False, *
     import numpy as np
 
     from keras_attn._io import atomic_path
-    from keras_attn.data.image_files import write_png
     from keras_attn.models.aligner import HOMOGRAPHY_CONVENTION, align
+    from keras_attn.utils.images import write_png
 
     _check_aligner_inputs(inputs)
     moving_path, fixed_path = inputs

@@ -112,7 +112,7 @@ def _output_ranks(model) -> list[int]:
 def _as_numpy(output):
     import numpy as np
 
-    from keras_attn.models._images import single_output
+    from keras_attn.utils.model_io import single_output
 
     return np.asarray(single_output(output), dtype="float32")
 

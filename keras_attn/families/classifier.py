@@ -46,7 +46,7 @@ def classifier_input(image, input_shape: tuple):
     import numpy as np
 
     from keras_attn.data.classification import ClassificationConfig, preprocess
-    from keras_attn.models._images import as_float_image
+    from keras_attn.utils.images import as_float_image
 
     pixels = np.round(as_float_image(image, "image") * 255.0).astype("uint8")
     config = ClassificationConfig(image_size=input_shape[0], channels=input_shape[-1])
@@ -151,7 +151,7 @@ def classify(model, images) -> dict | list[dict]:
     """
     import numpy as np
 
-    from keras_attn.models._images import image_array
+    from keras_attn.utils.images import image_array
 
     predictor, classes = _classifier_predictor(model)
     if isinstance(images, (list, tuple)) and images and all(map(_is_one_image, images)):

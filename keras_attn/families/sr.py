@@ -66,8 +66,8 @@ def _print_sr(result: dict) -> None:
 
 def _predict_sr(predictor, inputs, images: dict, output, *, tile=None, overlap=16, **_) -> None:
     """Writes `<stem>_x<scale>.png` of every image into `output`."""
-    from keras_attn.data.image_files import write_png
     from keras_attn.models.super_resolution import model_scale, upscale
+    from keras_attn.utils.images import write_png
 
     scale = model_scale(predictor)
     for path, image in images.items():

@@ -4,7 +4,9 @@ from keras_attn.layers.bilinear_upsampling_2d import BilinearUpsampling2D
 from keras_attn.layers.cbam import CBAM
 from keras_attn.layers.correlation_match_2d import CorrelationMatch2D
 from keras_attn.layers.cross_attention_2d import CrossAttention2D
-from keras_attn.layers.homography import HomographyFlow, HomographyOutputs, HomographyUpdate
+from keras_attn.layers.homography_flow import HomographyFlow
+from keras_attn.layers.homography_outputs import HomographyOutputs
+from keras_attn.layers.homography_update import HomographyUpdate
 from keras_attn.layers.non_local_2d import NonLocal2D
 from keras_attn.layers.pixel_shuffle import PixelShuffle
 from keras_attn.layers.qkv_projection import QKVProjection

@@ -12,12 +12,17 @@ import keras
 from keras import ops
 
 from keras_attn.layers import _checks
+from keras_attn.layers._ops import l2_normalize
 from keras_attn.layers.qkv_projection import QKVProjection
 
 POSITIONS = ("relative", "sinusoidal", None)
 SIMILARITIES = ("dot", "cosine")
 _MASK_VALUE = -1e30
 _MAX_LOGIT_SCALE = math.log(100.0)
+# Cosine similarity: queries and keys are scaled to unit length unless their norm is ~1e-6 or
+# less (as PyTorch's F.normalize in Swin V2); a larger epsilon would shift the cosines of short
+# vectors.
+_COSINE_EPSILON = 1e-12
 
 
 def sinusoidal_2d(height, width, dim: int):
@@ -53,12 +58,6 @@ def _serial_while_loop(cond, body, loop_vars, maximum_iterations):
             parallel_iterations=1,
         )
     return ops.while_loop(cond, body, loop_vars, maximum_iterations=maximum_iterations)
-
-
-def _l2_normalize(x):
-    x32 = ops.cast(x, "float32")
-    norm = ops.sqrt(ops.sum(ops.square(x32), axis=-1, keepdims=True) + 1e-12)
-    return ops.cast(x32 / norm, x.dtype)
 
 
 class Attention2DBase(keras.layers.Layer):
@@ -331,7 +330,8 @@ class Attention2DBase(keras.layers.Layer):
             query = query + ops.cast(sinusoidal_2d(*query_hw, self.key_dim), query.dtype)
             key = key + ops.cast(sinusoidal_2d(*key_hw, self.key_dim), key.dtype)
         if self.similarity == "cosine":
-            query, key = _l2_normalize(query), _l2_normalize(key)
+            query = ops.cast(l2_normalize(query, epsilon=_COSINE_EPSILON), query.dtype)
+            key = ops.cast(l2_normalize(key, epsilon=_COSINE_EPSILON), key.dtype)
         else:
             query = query * ops.cast(self.key_dim**-0.5, query.dtype)
         relative = None

@@ -5,11 +5,11 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_attn.layers import _checks
+from keras_attn.layers._upsampling import Upsampling2DBase
 
 
 @keras.saving.register_keras_serializable(package="keras_attn")
-class BilinearUpsampling2D(keras.layers.Layer):
+class BilinearUpsampling2D(Upsampling2DBase):
     """Bilinear upsampling by an integer factor that works with unknown H, W in any graph.
 
     Gives the values of `keras.layers.UpSampling2D(size=scale, interpolation="bilinear")`
@@ -44,14 +44,6 @@ class BilinearUpsampling2D(keras.layers.Layer):
     (1, 15, 21, 3)
     """
 
-    def __init__(self, scale: int, **kwargs):
-        super().__init__(**kwargs)
-        _checks.positive_int("scale", scale)
-        self.scale = scale
-
-    def build(self, input_shape):
-        _checks.feature_map_shape(self.name, "inputs", input_shape)
-
     def call(self, inputs):
         return self._upsample_axis(self._upsample_axis(inputs, axis=1), axis=2)
 
@@ -77,17 +69,3 @@ class BilinearUpsampling2D(keras.layers.Layer):
         new_shape = [shape[0], shape[1], shape[2], x.shape[-1]]
         new_shape[axis] = shape[axis] * scale
         return ops.reshape(stacked, new_shape)
-
-    def compute_output_shape(self, input_shape):
-        batch, height, width, channels = input_shape
-        return (
-            batch,
-            None if height is None else height * self.scale,
-            None if width is None else width * self.scale,
-            channels,
-        )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"scale": self.scale})
-        return config

@@ -6,11 +6,12 @@ import keras
 from keras import ops
 
 from keras_attn.layers import _checks
+from keras_attn.layers._attention_block import ShapePreservingAttention, channel_mlp
 from keras_attn.layers.spatial_attention import SpatialAttention
 
 
 @keras.saving.register_keras_serializable(package="keras_attn")
-class CBAM(keras.layers.Layer):
+class CBAM(ShapePreservingAttention):
     """CBAM: channel gates from average- and max-pooled context, then a spatial gate.
 
     Channel attention passes the spatial mean and the spatial max of the map through one shared
@@ -50,14 +51,7 @@ class CBAM(keras.layers.Layer):
 
     def build(self, input_shape):
         _checks.feature_map_shape(self.name, "inputs", input_shape)
-        channels = input_shape[-1]
-        hidden = max(1, int(channels * self.ratio))
-        self.reduce = keras.layers.Dense(
-            hidden, activation="relu", dtype=self.dtype_policy, name="reduce"
-        )
-        self.expand = keras.layers.Dense(channels, dtype=self.dtype_policy, name="expand")
-        self.reduce.build((None, channels))
-        self.expand.build((None, hidden))
+        self.reduce, self.expand = channel_mlp(input_shape[-1], self.ratio, self.dtype_policy)
         self.spatial = SpatialAttention(
             self.kernel_size, dtype=self.dtype_policy, name="spatial_attention"
         )
@@ -74,20 +68,11 @@ class CBAM(keras.layers.Layer):
             return outputs, {"channel": channel_gates, "spatial": spatial_map}
         return outputs
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def compute_output_spec(self, inputs, return_attention_scores=False):
-        outputs = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
-        if return_attention_scores:
-            gates = {
-                "channel": keras.KerasTensor(
-                    (inputs.shape[0], inputs.shape[-1]), self.compute_dtype
-                ),
-                "spatial": keras.KerasTensor(inputs.shape[:-1] + (1,), self.compute_dtype),
-            }
-            return outputs, gates
-        return outputs
+    def _scores_spec(self, input_shape):
+        return {
+            "channel": keras.KerasTensor((input_shape[0], input_shape[-1]), self.compute_dtype),
+            "spatial": keras.KerasTensor(input_shape[:-1] + (1,), self.compute_dtype),
+        }
 
     def get_config(self):
         config = super().get_config()

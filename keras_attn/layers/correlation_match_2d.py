@@ -8,6 +8,12 @@ import keras
 from keras import ops
 
 from keras_attn.layers import _checks
+from keras_attn.layers._ops import l2_normalize
+
+# Added to the squared norm of the features: cells with almost no feature response (flat
+# regions, after a ReLU) get cosines near zero, not unit vectors pointing anywhere. The shipped
+# aligners were trained with this value; 1e-12 changes their outputs measurably.
+_FEATURE_EPSILON = 1e-6
 
 
 @keras.saving.register_keras_serializable(package="keras_attn")
@@ -62,20 +68,11 @@ class CorrelationMatch2D(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         _checks.optional_positive_int("radius", radius)
-        if peak_radius is not None and (
-            isinstance(peak_radius, bool) or not isinstance(peak_radius, int) or peak_radius < 0
-        ):
-            raise ValueError(
-                f"peak_radius must be None or a non-negative integer. "
-                f"Received: peak_radius={peak_radius!r}"
-            )
-        self.peak_radius = peak_radius
-        if not isinstance(temperature, (int, float)) or temperature <= 0:
-            raise ValueError(
-                f"temperature must be a positive number. Received: temperature={temperature!r}"
-            )
+        _checks.positive_number("temperature", temperature)
+        _checks.optional_non_negative_int("peak_radius", peak_radius)
         self.radius = radius
         self.temperature = float(temperature)
+        self.peak_radius = peak_radius
 
     def build(self, fixed_shape, moving_shape):
         _checks.feature_map_shape(self.name, "fixed", fixed_shape)
@@ -93,13 +90,9 @@ class CorrelationMatch2D(keras.layers.Layer):
             autocast=False,  # the cosines are float32 under mixed precision too
         )
 
-    def _normalise(self, features):
-        features = ops.cast(features, "float32")
-        return features / ops.sqrt(ops.sum(features * features, axis=-1, keepdims=True) + 1e-6)
-
     def call(self, fixed, moving, return_attention_scores=False):
-        fixed = self._normalise(fixed)
-        moving = self._normalise(moving)
+        fixed = l2_normalize(fixed, epsilon=_FEATURE_EPSILON)
+        moving = l2_normalize(moving, epsilon=_FEATURE_EPSILON)
         scale = ops.exp(self.log_scale)
         if self.radius is None:
             displacement, confidence, weights = self._global(fixed, moving, scale)

@@ -6,12 +6,13 @@ import keras
 from keras import ops
 
 from keras_attn.layers import _checks
+from keras_attn.layers._attention_block import ShapePreservingAttention
 
 MODES = ("embedded_gaussian", "gaussian", "dot", "concatenation")
 
 
 @keras.saving.register_keras_serializable(package="keras_attn")
-class NonLocal2D(keras.layers.Layer):
+class NonLocal2D(ShapePreservingAttention):
     """Non-local block: `z = x + W_z(f(x) g(x))` with a pairwise affinity `f` over all pixels.
 
     The four affinities of the paper: `"embedded_gaussian"` softmax(theta(x_i) . phi(x_j)),
@@ -107,16 +108,10 @@ class NonLocal2D(keras.layers.Layer):
             return outputs, affinity
         return outputs
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def compute_output_spec(self, inputs, return_attention_scores=False):
-        outputs = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
-        if return_attention_scores:
-            height, width = inputs.shape[1], inputs.shape[2]
-            tokens = None if height is None or width is None else height * width
-            return outputs, keras.KerasTensor((inputs.shape[0], 1, tokens, tokens), "float32")
-        return outputs
+    def _scores_spec(self, input_shape):
+        height, width = input_shape[1], input_shape[2]
+        tokens = None if height is None or width is None else height * width
+        return keras.KerasTensor((input_shape[0], 1, tokens, tokens), "float32")
 
     def get_config(self):
         config = super().get_config()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_attn.layers import _checks
+from keras_attn.layers._upsampling import Upsampling2DBase
 
 
 @keras.saving.register_keras_serializable(package="keras_attn")
-class PixelShuffle(keras.layers.Layer):
+class PixelShuffle(Upsampling2DBase):
     """Rearranges `C * scale**2` channels into a `scale`-times larger map with `C` channels.
 
     `output[b, h*s + i, w*s + j, c] = input[b, h, w, (i*s + j)*C + c]`, the same ordering as
@@ -36,13 +36,8 @@ class PixelShuffle(keras.layers.Layer):
     (1, 16, 16, 3)
     """
 
-    def __init__(self, scale: int, **kwargs):
-        super().__init__(**kwargs)
-        _checks.positive_int("scale", scale)
-        self.scale = scale
-
     def build(self, input_shape):
-        _checks.feature_map_shape(self.name, "inputs", input_shape)
+        super().build(input_shape)
         if input_shape[-1] % (self.scale**2):
             raise ValueError(
                 f"Layer '{self.name}' needs input channels divisible by scale**2 = "
@@ -58,16 +53,5 @@ class PixelShuffle(keras.layers.Layer):
         x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
         return ops.reshape(x, (batch, height * scale, width * scale, channels))
 
-    def compute_output_shape(self, input_shape):
-        batch, height, width, channels = input_shape
-        return (
-            batch,
-            None if height is None else height * self.scale,
-            None if width is None else width * self.scale,
-            channels // (self.scale**2),
-        )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"scale": self.scale})
-        return config
+    def _output_channels(self, channels):
+        return channels // (self.scale**2)

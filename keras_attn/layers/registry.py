@@ -48,3 +48,20 @@ def get_attention(name_or_class_or_none):
         f"Unknown attention {name_or_class_or_none!r}. Valid names: "
         f"{sorted(ATTENTION_LAYERS)}, a keras.layers.Layer subclass, or None."
     )
+
+
+def attention_name(layer_class: type[keras.layers.Layer]) -> str:
+    """The registry name of an attention layer class, else its lower-cased class name.
+
+    Model builders end the names of their attention layers with it, e.g.
+    `"sr_attention_nonlocal"`, so attention maps can be found by name.
+
+    Example:
+
+    >>> attention_name(get_attention("nonlocal"))
+    'nonlocal'
+    """
+    for name, registered in ATTENTION_LAYERS.items():
+        if registered is layer_class:
+            return name
+    return layer_class.__name__.lower()

@@ -6,10 +6,11 @@ import keras
 from keras import ops
 
 from keras_attn.layers import _checks
+from keras_attn.layers._attention_block import ShapePreservingAttention
 
 
 @keras.saving.register_keras_serializable(package="keras_attn")
-class SpatialAttention(keras.layers.Layer):
+class SpatialAttention(ShapePreservingAttention):
     """Rescales every pixel by a gate computed from channel-pooled statistics.
 
     The channel-wise mean and max of the map are stacked into a 2-channel map, convolved with a
@@ -67,14 +68,8 @@ class SpatialAttention(keras.layers.Layer):
             return outputs, attention
         return outputs
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def compute_output_spec(self, inputs, return_attention_scores=False):
-        outputs = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
-        if return_attention_scores:
-            return outputs, keras.KerasTensor(inputs.shape[:-1] + (1,), self.compute_dtype)
-        return outputs
+    def _scores_spec(self, input_shape):
+        return keras.KerasTensor(input_shape[:-1] + (1,), self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()

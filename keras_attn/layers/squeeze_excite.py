@@ -6,10 +6,11 @@ import keras
 from keras import ops
 
 from keras_attn.layers import _checks
+from keras_attn.layers._attention_block import ShapePreservingAttention, channel_mlp
 
 
 @keras.saving.register_keras_serializable(package="keras_attn")
-class SqueezeExcite(keras.layers.Layer):
+class SqueezeExcite(ShapePreservingAttention):
     """Squeeze-and-Excitation: rescales channels by gates computed from global context.
 
     The map is averaged over space ("squeeze"), passed through a bottleneck MLP
@@ -47,24 +48,13 @@ class SqueezeExcite(keras.layers.Layer):
 
     def build(self, input_shape):
         _checks.feature_map_shape(self.name, "inputs", input_shape)
-        channels = input_shape[-1]
-        hidden = max(1, int(channels * self.ratio))
-        self.reduce = keras.layers.Dense(
-            hidden,
-            activation="relu",
+        self.reduce, self.expand = channel_mlp(
+            input_shape[-1],
+            self.ratio,
+            self.dtype_policy,
             use_bias=self.use_bias,
-            dtype=self.dtype_policy,
-            name="reduce",
-        )
-        self.expand = keras.layers.Dense(
-            channels,
             activation="sigmoid",
-            use_bias=self.use_bias,
-            dtype=self.dtype_policy,
-            name="expand",
         )
-        self.reduce.build((None, channels))
-        self.expand.build((None, hidden))
 
     def call(self, inputs, return_attention_scores=False):
         pooled = ops.mean(ops.cast(inputs, "float32"), axis=(1, 2))
@@ -74,15 +64,8 @@ class SqueezeExcite(keras.layers.Layer):
             return outputs, gates
         return outputs
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def compute_output_spec(self, inputs, return_attention_scores=False):
-        outputs = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
-        if return_attention_scores:
-            gates = keras.KerasTensor((inputs.shape[0], inputs.shape[-1]), self.compute_dtype)
-            return outputs, gates
-        return outputs
+    def _scores_spec(self, input_shape):
+        return keras.KerasTensor((input_shape[0], input_shape[-1]), self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()

@@ -1,8 +1,8 @@
 """Image aligner: siamese CNN features, correlation matching, coarse-to-fine homography refinement.
 
-Design: a single-shot regressor of the 4 corner offsets learns too slowly on a CPU budget (in
-3,000 steps it stayed at the do-nothing error), so the match is *computed* here and only the
-features are learned:
+Design: a single-shot regressor of the 4 corner offsets learns too slowly on a CPU budget (it
+stayed at the do-nothing error; docs/benchmarks.md, "Aligner"), so the match is *computed* here
+and only the features are learned:
 
 1. a shared (siamese) CNN encodes both images, once each, into feature maps at strides 8, 4
    and 2, with relative-position self-attention on the stride-8 map for context;
@@ -28,12 +28,14 @@ import numpy as np
 
 from keras_attn.layers.bilinear_upsampling_2d import BilinearUpsampling2D
 from keras_attn.layers.correlation_match_2d import CorrelationMatch2D
-from keras_attn.layers.homography import HomographyFlow, HomographyOutputs, HomographyUpdate
+from keras_attn.layers.homography_flow import HomographyFlow
+from keras_attn.layers.homography_outputs import HomographyOutputs
+from keras_attn.layers.homography_update import HomographyUpdate
 from keras_attn.layers.registry import get_attention
 from keras_attn.layers.warp import Warp
-from keras_attn.models._images import as_float_image, image_array
 from keras_attn.models.registry import register_model
 from keras_attn.models.weights import transfer_aligner_weights  # noqa: F401  (public here too)
+from keras_attn.utils.images import as_float_image, image_array
 
 HEADS = ("homography", "flow")
 # The output conventions, as written into model cards and `keras-attn predict` JSON.

@@ -189,8 +189,8 @@ def attention_classifier(
 
     def batch_norm(label):
         # momentum 0.9 (PyTorch's 0.1) so the moving statistics keep up in short CPU runs:
-        # with Keras's 0.99, classifier_digits after 69 steps scored 80 % on its training
-        # batches but 18 % held out (inference uses the stale moving statistics).
+        # with Keras's 0.99 they lag far behind the weights, and a short run that fits its
+        # training batches scores much worse held out (inference uses the moving statistics).
         return keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_{label}")
 
     def relu(label):

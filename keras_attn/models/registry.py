@@ -44,8 +44,9 @@ def get_spec(name: str) -> ModelSpec:
     return _REGISTRY[name]
 
 
-def build_model(name: str, **overrides) -> keras.Model:
-    """Builds the registered model `name`; keyword arguments override its preset."""
+def build_model(name: str, /, **overrides) -> keras.Model:
+    """Builds the registered model `name`; keyword arguments override its preset (`name=`
+    too: the Keras model's name, which defaults to the preset's)."""
     spec = get_spec(name)
     kwargs = {**spec.defaults, **overrides}
     kwargs.setdefault("name", name)

@@ -5,18 +5,13 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from keras_attn.layers import (
-    BilinearUpsampling2D,
-    NonLocal2D,
-    PixelShuffle,
-    SelfAttention2D,
-    SqueezeExcite,
-)
-from keras_attn.models import _images
+from keras_attn.layers import BilinearUpsampling2D, PixelShuffle, SelfAttention2D, SqueezeExcite
+from keras_attn.layers.registry import attention_name, get_attention
 from keras_attn.models.registry import register_model
+from keras_attn.utils import images as _images
+from keras_attn.utils.model_io import single_output
 
 SCALES = (2, 3, 4)
-ATTENTION_STAGES = ("nonlocal", "self", None)
 
 
 def super_resolution(
@@ -26,7 +21,7 @@ def super_resolution(
     num_groups: int = 2,
     blocks_per_group: int = 4,
     se_ratio: float = 0.25,
-    attention: str | None = None,
+    attention: str | type[keras.layers.Layer] | None = None,
     attention_heads: int = 2,
     attention_block_size: int = 256,
     image_skip: bool = True,
@@ -36,8 +31,9 @@ def super_resolution(
 
     Sections: a shallow 3x3 convolution; `num_groups` residual groups of `blocks_per_group`
     residual channel-attention blocks (conv-ReLU-conv, `SqueezeExcite`, skip) each closed by a
-    convolution and a group skip; an optional attention stage (`NonLocal2D`, or exact blockwise
-    `SelfAttention2D` so memory stays bounded on large images); a long skip; a sub-pixel
+    convolution and a group skip; an optional attention stage picked by name through the layer
+    registry (`NonLocal2D`, or exact blockwise `SelfAttention2D` so memory stays bounded on large
+    images, or any other attention the registry holds); a long skip; a sub-pixel
     upsampler (`PixelShuffle`) to an RGB residual, added to a bilinear upsampling of the input
     (`image_skip`), and clipped to [0, 1]. Every op converts to builtin TFLite ops, and any
     input size works.
@@ -51,7 +47,10 @@ def super_resolution(
         num_groups: residual groups.
         blocks_per_group: residual channel-attention blocks per group.
         se_ratio: bottleneck ratio of the channel attention.
-        attention: `"nonlocal"`, `"self"` or `None`: the attention stage after the groups.
+        attention: the attention stage after the groups: a name of the layer registry
+            (`"nonlocal"`, `"self"`, `"se"`, `"cbam"`, `"spatial"`; see
+            `keras_attn.layers.get_attention`), a `keras.layers.Layer` subclass, or `None`.
+            The layer is named `f"{name}_attention_{registry name}"`.
         attention_heads: heads of the `"self"` stage.
         attention_block_size: query/key tile of the `"self"` stage.
         image_skip: add the bilinearly upsampled input to the output (the network predicts
@@ -69,10 +68,10 @@ def super_resolution(
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {list(SCALES)}. Received: scale={scale!r}")
-    if attention not in ATTENTION_STAGES:
-        raise ValueError(
-            f"attention must be one of {list(ATTENTION_STAGES)}. Received: attention={attention!r}"
-        )
+    try:
+        attention_class = get_attention(attention)
+    except ValueError as error:
+        raise ValueError(f"{error} Received: attention={attention!r}") from None
     for arg, value in (
         ("channels", channels),
         ("num_groups", num_groups),
@@ -103,22 +102,21 @@ def super_resolution(
         x = conv(channels, f"group{group}_conv")(x)
         x = keras.layers.Add(name=f"{name}_group{group}_add")([group_input, x])
 
-    if attention == "nonlocal":
-        x = NonLocal2D(name=f"{name}_attention_nonlocal")(x)
-    elif attention == "self":
-        attended = SelfAttention2D(
-            num_heads=attention_heads,
-            key_dim=max(1, channels // attention_heads),
+    if attention_class is not None:
+        x = _attention_stage(
+            x,
+            attention_class,
+            channels=channels,
+            heads=attention_heads,
             block_size=attention_block_size,
-            name=f"{name}_attention_self",
-        )(x)
-        x = keras.layers.Add(name=f"{name}_attention_add")([x, attended])
+            name=name,
+        )
     x = conv(channels, "body_conv")(x)
     x = keras.layers.Add(name=f"{name}_long_skip")([shallow, x])
 
     # ---- head: sub-pixel upsampling to an RGB residual, image-space skip, clip to [0, 1]
     # With the image skip, a zero-initialised last convolution makes a new model start exactly
-    # as bilinear upsampling instead of adding a random residual (14 dB instead of ~33 dB).
+    # as bilinear upsampling instead of adding a random residual (which scores far below it).
     x = keras.layers.Conv2D(
         3 * scale * scale,
         3,
@@ -132,6 +130,24 @@ def super_resolution(
         x = keras.layers.Add(name=f"{name}_image_skip")([upsampled, x])
     upscaled = keras.layers.ReLU(max_value=1.0, name=f"{name}_clip")(x)
     return keras.Model(image, upscaled, name=name)
+
+
+def _attention_stage(x, layer_class, *, channels: int, heads: int, block_size: int, name: str):
+    """The attention stage after the residual groups, named `f"{name}_attention_<registry name>"`.
+
+    `SelfAttention2D` gets `heads` heads, `block_size` tiles and a residual connection; any other
+    class (`NonLocal2D` has its residual inside) is built with its defaults on the trunk.
+    """
+    layer_name = f"{name}_attention_{attention_name(layer_class)}"
+    if layer_class is SelfAttention2D:
+        attended = SelfAttention2D(
+            num_heads=heads,
+            key_dim=max(1, channels // heads),
+            block_size=block_size,
+            name=layer_name,
+        )(x)
+        return keras.layers.Add(name=f"{name}_attention_add")([x, attended])
+    return layer_class(name=layer_name)(x)
 
 
 def _sr_preset(size: str, **preset):
@@ -148,8 +164,8 @@ def _sr_preset(size: str, **preset):
 
 _sr_preset("sr_tiny", channels=16, num_groups=1, blocks_per_group=2)
 _sr_preset("sr_small", channels=32, num_groups=2, blocks_per_group=4)
-# 6 blocks instead of 8: the shipped x2 model; trained by the same steps it matched sr_small's
-# held-out PSNR with 21 % fewer MACs (README, "Super-resolution")
+# 6 blocks instead of 8: the preset of the shipped SR models (docs/benchmarks.md,
+# "Super-resolution"); trained by the same steps it matched sr_small's held-out PSNR at fewer MACs
 _sr_preset("sr_fast", channels=32, num_groups=2, blocks_per_group=3)
 _sr_preset("sr_base", channels=48, num_groups=3, blocks_per_group=5, attention="self")
 
@@ -160,7 +176,7 @@ _sr_preset("sr_base", channels=48, num_groups=3, blocks_per_group=5, attention="
 def model_scale(model) -> int:
     """The upscaling factor of an SR model or callable, found by running it on an 8x8 probe."""
     probe = np.zeros((1, 8, 8, 3), "float32")
-    output = _images.single_output(model(probe))
+    output = single_output(model(probe))
     factor = output.shape[1] // 8
     if factor < 1 or output.shape[1] != 8 * factor or output.shape[2] != 8 * factor:
         raise ValueError(f"Not a super-resolution model: 8x8 input gave {tuple(output.shape)}")
@@ -245,7 +261,7 @@ def upscale(
     height, width = rgb.shape[:2]
 
     def run(batch):
-        return np.asarray(_images.single_output(model(batch)), dtype="float32")[0]
+        return np.asarray(single_output(model(batch)), dtype="float32")[0]
 
     if tile is None or (height <= tile and width <= tile):
         return restore(run(rgb[None]))

@@ -7,7 +7,6 @@ epoch, checkpoints every epoch (resumes from its output folder), and `metrics.js
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import pathlib
@@ -22,36 +21,30 @@ from keras_attn.training import distribute
 from keras_attn.training import fit as training
 from keras_attn.training.losses import CornerLoss
 from keras_attn.training.metrics import MeanCornerError
-from keras_attn.training.recipe_base import add_common_arguments, run_recipe
+from keras_attn.training.recipe_base import Recipe, run_recipe, setting
+from keras_attn.utils.model_io import load_keras_model
 
 
-@dataclasses.dataclass(frozen=True)
-class AlignerRecipe:
-    """Settings of `train_aligner` (defaults: the shipped model's recipe); the flags of
-    `add_arguments`."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AlignerRecipe(Recipe):
+    """Settings of `train_aligner` (`keras-attn train aligner`); the defaults are the shipped
+    model's recipe."""
 
-    output: str
-    model: str = "aligner_homography"
-    dataset: str = "bundled_photos"
-    train_split: str = "train"
-    val_split: str = "validation"
-    data_dir: str | None = None
-    epochs: int = 30
-    steps_per_epoch: int = 100
-    batch_size: int = 8
-    max_shift: float = 32.0
-    photometric: float = 0.5
-    learning_rate: float = 1e-3
-    warmup_steps: int = 100
-    val_pairs_per_image: int = 16
-    jit: bool = True
-    mixed_precision: bool = False
-    init_from: str | None = None
-    strategy: str = "default"
-    logical_cpus: int | None = None
-    seed: int = 0
-    verbose: int | str = "auto"
-    checkpoint_minutes: float = 10.0
+    model: str = setting("aligner_homography", help="aligner preset name")
+    batch_size: int = setting(8, help="pairs per batch (global)")
+    warmup_steps: int = setting(100, help="linear warm-up steps")
+    jit: bool = setting(
+        True,
+        help="compile the train step with XLA (faster for this model on CPU: "
+        "benchmarks/training.py)",
+    )
+    max_shift: float = setting(32.0, help="corner shift rho (px)")
+    photometric: float = setting(0.5, help="strength of random lighting changes")
+    val_pairs_per_image: int = setting(16, help="held-out pairs per validation image")
+    init_from: str | None = setting(
+        None,
+        help="a trained .keras aligner to start from (each iteration from the one at its stride)",
+    )
 
     def __post_init__(self):
         if models.registry.get_spec(self.model).family != "aligner":
@@ -65,54 +58,9 @@ class AlignerRecipe:
                 raise ValueError(f"{flag} must be at least 1. Received: {getattr(self, name)}")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of `AlignerRecipe` (`train aligner`, examples/train_aligner.py)."""
-    defaults = AlignerRecipe(output="")
-    parser.add_argument("--model", default=defaults.model, help="aligner preset name")
-    parser.add_argument("--val-split", default=defaults.val_split, help="split to validate on")
-    parser.add_argument(
-        "--steps-per-epoch", type=int, default=defaults.steps_per_epoch, help="steps per epoch"
-    )
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="pairs/batch")
-    parser.add_argument(
-        "--max-shift", type=float, default=defaults.max_shift, help="corner shift rho (px)"
-    )
-    parser.add_argument(
-        "--photometric",
-        type=float,
-        default=defaults.photometric,
-        help="strength of random lighting changes",
-    )
-    parser.add_argument(
-        "--val-pairs-per-image",
-        type=int,
-        default=defaults.val_pairs_per_image,
-        help="held-out pairs",
-    )
-    parser.add_argument(
-        "--init-from",
-        help="a trained .keras aligner to start from (each iteration from the one at its stride)",
-    )
-    add_common_arguments(
-        parser,
-        defaults,
-        jit_help="compile the train step with XLA (1.5x faster for this model on a 2-core CPU: "
-        "benchmarks/training.py)",
-    )
-
-
 def load_aligner(path, flag: str = "--init-from") -> keras.Model:
     """The trained aligner at `path` (given by command-line `flag`), or one clear error."""
-    path = pathlib.Path(path)
-    if path.suffix != ".keras" or not path.is_file():
-        raise ValueError(f"{flag} must be an existing .keras file. Received: {str(path)!r}")
-    try:
-        return keras.saving.load_model(path)
-    except Exception as error:  # a truncated or foreign file: one line, not Keras's traceback
-        raise ValueError(
-            f"{flag} {str(path)!r} is not a readable Keras model "
-            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
-        ) from None
+    return load_keras_model(path, argument=flag)
 
 
 def train_aligner(recipe: AlignerRecipe, *, command: str = "") -> dict:

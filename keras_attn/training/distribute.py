@@ -23,7 +23,6 @@ optimizer sums the gradients over replicas (Keras's own `scale_loss_for_distribu
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pathlib
@@ -187,24 +186,6 @@ def describe(strategy) -> str:
     elif name == "_DefaultDistributionStrategy":
         name = "default strategy"
     return f"{name}: {strategy.num_replicas_in_sync} replica(s){workers}"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--strategy` and `--logical-cpus`, shared by every `train` family."""
-    parser.add_argument(
-        "--strategy",
-        default="default",
-        choices=STRATEGIES,
-        help="tf.distribute strategy: default (one device), mirrored (all GPUs of this machine), "
-        "multiworker (one process per machine, cluster from TF_CONFIG), tpu. --batch-size is "
-        "the global batch, split evenly over all replicas",
-    )
-    parser.add_argument(
-        "--logical-cpus",
-        type=int,
-        default=None,
-        help="split the CPU into this many logical devices (try --strategy mirrored without GPUs)",
-    )
 
 
 def start(name: str, logical_cpus: int | None, global_batch_size: int):

@@ -36,8 +36,8 @@ from keras_attn import data, families
 from keras_attn.data import classification
 from keras_attn.data import super_resolution as sr_data
 from keras_attn.families import family_of  # noqa: F401  (public here too)
-from keras_attn.models._images import single_output
 from keras_attn.training.metrics import psnr_y, ssim_y
+from keras_attn.utils.model_io import single_output
 
 FAMILIES = families.names()
 # The family defaults, from the registry (`keras_attn.families`); kept here for scripts.
@@ -295,6 +295,15 @@ def map_corners(homography, size: int = 128) -> np.ndarray:
     square = np.array([[0, 0, 1], [last, 0, 1], [last, last, 1], [0, last, 1]], dtype="float64")
     mapped = square @ np.asarray(homography, dtype="float64").T
     return mapped[:, :2] / mapped[:, 2:]
+
+
+def corner_disagreement(homographies, reference, size: int = 128) -> float:
+    """Largest distance (px) between where two stacks of homographies put the corners of a
+    `size` x `size` patch (e.g. an exported model against the Keras one)."""
+    return max(
+        float(np.linalg.norm(map_corners(h, size) - map_corners(r, size), axis=-1).max())
+        for h, r in zip(homographies, reference, strict=True)
+    )
 
 
 def corner_error_summary(errors) -> dict:

@@ -1,15 +1,16 @@
-"""What every training recipe shares: the argparse helpers, the run wrapper and the schedule.
+"""What every training recipe shares: its common settings, the run wrapper and the schedule.
 
 A recipe (`recipes.SuperResolutionRecipe`, `recipes.ClassifierRecipe`,
-`aligner_recipe.AlignerRecipe`) is a frozen dataclass of settings whose fields are the flags of
-`keras-attn train FAMILY` (`recipe_from_args`), and a function `train_*(recipe, command=...)`
-that runs it inside `run_recipe`: strategy first, seed, precision policy (restored afterwards),
-then the family's body, then `metrics.json` with the command and wall time (the chief only).
+`aligner_recipe.AlignerRecipe`) is a frozen dataclass derived from `Recipe`: every field is a
+setting with its default and its help text (`setting(...)`), and the fields are the flags of
+`keras-attn train FAMILY` and of the example scripts (`keras_attn.flags` generates them: the
+defaults are written once, here). A function `train_*(recipe, command=...)` runs it inside
+`run_recipe`: strategy first, seed, precision policy (restored afterwards), then the family's
+body, then `metrics.json` with the command and wall time (the chief only).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import pathlib
@@ -24,55 +25,59 @@ from keras_attn.training import fit as training
 
 
 def verbosity(value: str) -> int | str:
-    """argparse type of `--verbose`: `"auto"` or an integer."""
+    """Parses `--verbose`: `"auto"` or an integer."""
     return value if value == "auto" else int(value)
 
 
-def recipe_from_args(recipe_class, args: argparse.Namespace):
+def setting(default=dataclasses.MISSING, help: str = "", **flag):  # noqa: A002 - argparse's name
+    """A recipe field: its default, its `--flag` help text, and any other flag property
+    (`choices`, which may be a function returning them; `type`, a parser for the text)."""
+    if not help:
+        raise ValueError("every recipe setting needs a help text")
+    return dataclasses.field(default=default, metadata={"help": help, **flag})
+
+
+def recipe_from_args(recipe_class, args):
     """The recipe whose fields are the parsed flags of the same names."""
     return recipe_class(**{f.name: getattr(args, f.name) for f in dataclasses.fields(recipe_class)})
 
 
-def add_common_arguments(
-    parser: argparse.ArgumentParser,
-    defaults,
-    *,
-    learning_rate_help: str = "peak learning rate",
-    jit_help: str = "compile the train step with XLA",
-) -> None:
-    """The flags every recipe has (data, schedule, XLA, precision, strategy, seed, output,
-    backups, verbosity), their defaults taken from the recipe `defaults`."""
-    parser.add_argument("--dataset", default=defaults.dataset, help="tfds dataset name")
-    parser.add_argument("--train-split", default=defaults.train_split, help="split to train on")
-    parser.add_argument("--data-dir", help="tfds data directory (None: tfds's own)")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs")
-    parser.add_argument(
-        "--learning-rate", type=float, default=defaults.learning_rate, help=learning_rate_help
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Recipe:
+    """The settings every family has: data, schedule, XLA, precision, strategy, seed, output,
+    backups, verbosity. A family's recipe derives from it, adds its own fields and may redeclare
+    one of these with another default."""
+
+    output: str = setting(help="output folder (resumes if it holds a run)")
+    model: str = setting("", help="model preset")
+    dataset: str = setting("bundled_photos", help="tfds dataset name")
+    train_split: str = setting("train", help="split to train on")
+    val_split: str | None = setting("validation", help="split to validate on")
+    data_dir: str | None = setting(None, help="tfds data directory (None: tfds's own)")
+    epochs: int = setting(30, help="epochs")
+    steps_per_epoch: int | None = setting(100, help="steps per epoch")
+    batch_size: int = setting(16, help="global batch size (split over the replicas)")
+    learning_rate: float = setting(1e-3, help="peak learning rate")
+    warmup_steps: int = setting(0, help="linear warm-up steps")
+    jit: bool = setting(False, help="compile the train step with XLA")
+    mixed_precision: bool = setting(False, help="train with the mixed_float16 policy")
+    strategy: str = setting(
+        "default",
+        choices=distribute.STRATEGIES,
+        help="tf.distribute strategy: default (one device), mirrored (all GPUs of this "
+        "machine), multiworker (one process per machine, cluster from TF_CONFIG), tpu. "
+        "--batch-size is the global batch, split evenly over all replicas",
     )
-    parser.add_argument(
-        "--warmup-steps", type=int, default=defaults.warmup_steps, help="linear warm-up steps"
+    logical_cpus: int | None = setting(
+        None,
+        help="split the CPU into this many logical devices (try --strategy mirrored without GPUs)",
     )
-    parser.add_argument(
-        "--jit",
-        action=argparse.BooleanOptionalAction,
-        default=defaults.jit,
-        help=jit_help,
-    )
-    parser.add_argument(
-        "--mixed-precision", action="store_true", help="train with the mixed_float16 policy"
-    )
-    distribute.add_arguments(parser)
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
-    parser.add_argument("--output", required=True, help="output folder (resumes if it has a run)")
-    parser.add_argument(
-        "--checkpoint-minutes",
-        type=float,
-        default=10.0,
+    seed: int = setting(0, help="random seed")
+    verbose: int | str = setting("auto", type=verbosity, help="Keras verbosity: auto, 0, 1, 2")
+    checkpoint_minutes: float = setting(
+        10.0,
         help="back the run up at least this often inside an epoch (and at every epoch end); "
         "a multi-worker run backs up at epoch ends only",
-    )
-    parser.add_argument(
-        "--verbose", type=verbosity, default="auto", help="Keras verbosity: auto, 0, 1, 2"
     )
 
 

@@ -1,16 +1,16 @@
 """Training recipes: the whole run of each family, behind `keras-attn train` and examples/.
 
-A recipe is a frozen dataclass of settings (`SuperResolutionRecipe`, `ClassifierRecipe`) and a
-function that runs it (`train_super_resolution`, `train_classifier`): data -> model -> `fit`
+A recipe is a frozen dataclass of settings derived from `recipe_base.Recipe`
+(`SuperResolutionRecipe`, `ClassifierRecipe`, `aligner_recipe.AlignerRecipe`) and a function that
+runs it (`train_super_resolution`, `train_classifier`, `train_aligner`): data -> model -> `fit`
 (resumes from the output folder) -> held-out evaluation -> `metrics.json` (with the command that
-ran it). `add_*_arguments(parser)` turn a recipe's fields into argparse flags whose defaults are
-the dataclass defaults, and `TRAINERS` maps a family to `(add_arguments, run)`, so a new family
-(`train aligner`) is one more entry.
+ran it). Each field carries its default and help text; `keras_attn.flags` turns the fields into
+the command-line flags. `TRAINERS` maps a family to `(recipe class, train function)`, so a new
+family is one more entry.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import pathlib
@@ -28,72 +28,69 @@ from keras_attn.training import fit as training
 from keras_attn.training.losses import get_loss
 from keras_attn.training.metrics import PSNRY, SSIMY, psnr_y
 from keras_attn.training.recipe_base import (  # noqa: F401  (public here too)
-    add_common_arguments,
+    Recipe,
     recipe_from_args,
     run_recipe,
+    setting,
     train_config,
-    verbosity,
 )
+from keras_attn.utils.model_io import load_keras_model
 
 
-@dataclasses.dataclass(frozen=True)
-class SuperResolutionRecipe:
-    """Settings of `train_super_resolution`; the flags of `add_super_resolution_arguments`."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SuperResolutionRecipe(Recipe):
+    """Settings of `train_super_resolution` (`keras-attn train sr`)."""
 
-    output: str
-    scale: int = 2
-    model: str = "sr_fast"
-    dataset: str = "bundled_photos"
-    train_split: str = "train"
-    val_split: str = "validation"
-    data_dir: str | None = None
-    epochs: int = 40
-    steps_per_epoch: int = 100
-    batch_size: int = 16
-    patch_size: int = 96
-    learning_rate: float = 1e-3
-    warmup_steps: int = 200
-    loss: str = "charbonnier"
-    jit: bool = False
-    mixed_precision: bool = False
-    init_from: str | None = None
-    strategy: str = "default"
-    logical_cpus: int | None = None
-    seed: int = 0
-    verbose: int | str = "auto"
-    checkpoint_minutes: float = 10.0
+    scale: int = setting(2, choices=(2, 3, 4), help="upscaling factor")
+    model: str = setting(
+        "sr_fast",
+        help="preset: sr_tiny, sr_fast (the shipped x2), sr_small, sr_base; or a benchmark "
+        "reference: espcn, espcn_skip, edsr_small, edsr_small_skip",
+    )
+    epochs: int = setting(40, help="epochs")
+    batch_size: int = setting(16, help="HR crops per batch (global)")
+    patch_size: int = setting(96, help="HR crop side (multiple of scale)")
+    warmup_steps: int = setting(200, help="linear warm-up steps")
+    loss: str = setting("charbonnier", help="charbonnier, l1 or mse")
+    init_from: str | None = setting(
+        None, help="a .keras SR model to start from (layers matched by name and shape)"
+    )
 
 
-@dataclasses.dataclass(frozen=True)
-class ClassifierRecipe:
-    """Settings of `train_classifier`; the flags of `add_classifier_arguments`."""
+def _classifier_presets() -> list[str]:
+    return registry.list_models("classifier")
 
-    output: str
-    model: str = "classifier_digits"
-    dataset: str = "bundled_digits"
-    train_split: str = "train"
-    test_split: str = "test"
-    val_split: str | None = None
-    data_dir: str | None = None
-    epochs: int = 30
-    steps_per_epoch: int | None = None
-    batch_size: int = 64
-    image_size: int = 32
-    learning_rate: float = 2e-3
-    warmup_steps: int = 0
-    label_smoothing: float = 0.0
-    random_erasing: float = 0.0
-    weight_decay: float | None = None
-    attention: str | None = None
-    widths: str | None = None
-    depths: str | None = None
-    jit: bool = False
-    mixed_precision: bool = False
-    strategy: str = "default"
-    logical_cpus: int | None = None
-    seed: int = 0
-    verbose: int | str = "auto"
-    checkpoint_minutes: float = 10.0
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ClassifierRecipe(Recipe):
+    """Settings of `train_classifier` (`keras-attn train classifier`)."""
+
+    model: str = setting("classifier_digits", choices=_classifier_presets, help="preset")
+    dataset: str = setting("bundled_digits", help="tfds dataset name")
+    test_split: str = setting("test", help="held-out split to evaluate on")
+    val_split: str | None = setting(
+        None,
+        help="split validated on after every epoch (default: --test-split); pass a slice of "
+        "the training data, e.g. 'train[:5000]', to read the test split only once, at the end",
+    )
+    steps_per_epoch: int | None = setting(
+        None, help="steps per epoch (None: one pass over the training split)"
+    )
+    batch_size: int = setting(64, help="images per batch (global)")
+    image_size: int = setting(32, help="side of the model's input")
+    learning_rate: float = setting(2e-3, help="peak learning rate")
+    label_smoothing: float = setting(0.0, help="label smoothing in [0, 1)")
+    random_erasing: float = setting(
+        0.0, help="probability of random erasing per training image (Fashion-MNIST recipe: 0.5)"
+    )
+    weight_decay: float | None = setting(None, help="decoupled weight decay (AdamW); None: Adam")
+    attention: str | None = setting(
+        None,
+        help="replace the preset's attention: se, cbam, spatial, nonlocal, self or none; or one "
+        "per stage, e.g. none,none,self",
+    )
+    widths: str | None = setting(None, help="replace the preset's stage widths, e.g. 16,32,64")
+    depths: str | None = setting(None, help="replace the preset's blocks per stage, e.g. 3,3,3")
 
     def architecture_overrides(self) -> dict:
         """The preset arguments that `--attention`, `--widths` and `--depths` replace:
@@ -127,86 +124,6 @@ class ClassifierRecipe:
             )
         if self.weight_decay is not None and not self.weight_decay >= 0.0:
             raise ValueError(f"--weight-decay must be >= 0. Received: {self.weight_decay}")
-
-
-def add_super_resolution_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of `SuperResolutionRecipe` (examples/train_super_resolution.py, `train sr`)."""
-    defaults = SuperResolutionRecipe(output="")
-    parser.add_argument(
-        "--scale", type=int, default=defaults.scale, choices=[2, 3, 4], help="upscaling factor"
-    )
-    parser.add_argument(
-        "--model",
-        default=defaults.model,
-        help="preset: sr_tiny, sr_fast (the shipped x2), sr_small (the shipped x3/x4), sr_base; "
-        "or a benchmark reference: espcn, espcn_skip, edsr_small, edsr_small_skip",
-    )
-    parser.add_argument("--val-split", default=defaults.val_split, help="split to validate on")
-    parser.add_argument(
-        "--steps-per-epoch", type=int, default=defaults.steps_per_epoch, help="steps per epoch"
-    )
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="crops/batch")
-    parser.add_argument(
-        "--patch-size",
-        type=int,
-        default=defaults.patch_size,
-        help="HR crop side (multiple of scale)",
-    )
-    parser.add_argument("--loss", default=defaults.loss, help="charbonnier, l1 or mse")
-    parser.add_argument("--init-from", help="a .keras SR model to start from (matching layers)")
-    add_common_arguments(parser, defaults, learning_rate_help="peak learning rate")
-
-
-def add_classifier_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of `ClassifierRecipe` (examples/train_classifier.py, `train classifier`)."""
-    defaults = ClassifierRecipe(output="")
-    presets = registry.list_models("classifier")
-    parser.add_argument("--model", default=defaults.model, choices=presets, help="preset")
-    parser.add_argument(
-        "--test-split", default=defaults.test_split, help="held-out split to evaluate on"
-    )
-    parser.add_argument(
-        "--steps-per-epoch",
-        type=int,
-        default=None,
-        help="steps per epoch (None: one pass over the training split)",
-    )
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images/batch")
-    parser.add_argument(
-        "--image-size", type=int, default=defaults.image_size, help="side of the model's input"
-    )
-    parser.add_argument(
-        "--val-split",
-        default=None,
-        help="split validated on after every epoch (default: --test-split); pass a slice of "
-        "the training data, e.g. 'train[:5000]', to read the test split only once, at the end",
-    )
-    parser.add_argument(
-        "--label-smoothing", type=float, default=0.0, help="label smoothing in [0, 1)"
-    )
-    parser.add_argument(
-        "--random-erasing",
-        type=float,
-        default=defaults.random_erasing,
-        help="probability of random erasing per training image (0.5 in the Fashion-MNIST recipe)",
-    )
-    parser.add_argument(
-        "--attention",
-        help="replace the preset's attention: se, cbam, spatial, nonlocal, self or none; or one "
-        "per stage, e.g. none,none,self",
-    )
-    parser.add_argument("--widths", help="replace the preset's stage widths, e.g. 16,32,64")
-    parser.add_argument("--depths", help="replace the preset's blocks per stage, e.g. 3,3,3")
-    parser.add_argument(
-        "--weight-decay",
-        type=float,
-        default=defaults.weight_decay,
-        help="decoupled weight decay (AdamW); none: Adam",
-    )
-    add_common_arguments(parser, defaults, learning_rate_help="peak learning rate")
-
-
-# --------------------------------------------------------------------------- shared run logic
 
 
 # --------------------------------------------------------------------------- super-resolution
@@ -249,7 +166,7 @@ def train_super_resolution(recipe: SuperResolutionRecipe, *, command: str = "") 
         with strategy.scope():
             model = registry.build_model(f"{recipe.model}_x{recipe.scale}")
         if recipe.init_from and training.completed_epochs(output) == 0:
-            source = keras.saving.load_model(recipe.init_from)
+            source = load_keras_model(recipe.init_from, argument="--init-from")
             skipped = training.transfer_weights(source, model)
             print(f"initialised from {recipe.init_from}; not transferred: {skipped}")
 
@@ -426,20 +343,10 @@ def train_classifier(recipe: ClassifierRecipe, *, command: str = "") -> dict:
 # --------------------------------------------------------------------------- registry
 
 
-def _runner(recipe_class, train):
-    def run(args: argparse.Namespace, command: str = "") -> dict:
-        return train(recipe_from_args(recipe_class, args), command=command)
-
-    return run
-
-
-# family -> (add_arguments(parser), run(args, command) -> metrics dict). `keras-attn train
-# FAMILY` is built from this table; a new family is one more entry.
-TRAINERS: dict[str, tuple[Callable, Callable]] = {
-    "sr": (add_super_resolution_arguments, _runner(SuperResolutionRecipe, train_super_resolution)),
-    "classifier": (add_classifier_arguments, _runner(ClassifierRecipe, train_classifier)),
-    "aligner": (
-        aligner_recipe.add_arguments,
-        _runner(aligner_recipe.AlignerRecipe, aligner_recipe.train_aligner),
-    ),
+# family -> (recipe class, train(recipe, command=...) -> metrics dict). `keras-attn train FAMILY`
+# is built from this table (its flags from the recipe's fields); a new family is one more entry.
+TRAINERS: dict[str, tuple[type[Recipe], Callable[..., dict]]] = {
+    "sr": (SuperResolutionRecipe, train_super_resolution),
+    "classifier": (ClassifierRecipe, train_classifier),
+    "aligner": (aligner_recipe.AlignerRecipe, aligner_recipe.train_aligner),
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_attn.models._images import to_unit_float
+from keras_attn.utils.images import to_unit_float
 
 
 def as_float(array, argument: str) -> np.ndarray:

@@ -12,7 +12,6 @@ from keras_attn.data.alignment import (
     photometric_change,
     sample_bilinear,
 )
-from tests.data.test_bundled_photos import photos_dir  # noqa: F401  (session fixture)
 
 PATCH, SHIFT = 32, 8.0
 
@@ -27,7 +26,7 @@ def apply_np(matrix, points):
     return mapped[:, :2] / mapped[:, 2:]
 
 
-def validation_pairs(photos_dir, **overrides):  # noqa: F811
+def validation_pairs(photos_dir, **overrides):
     settings = {"patch_size": PATCH, "max_shift": SHIFT, "batch_size": 4, "training": False}
     settings.update(pairs_per_image=2, data_dir=photos_dir, **overrides)
     batches = list(data.alignment_dataset("bundled_photos", "validation", **settings))
@@ -39,11 +38,11 @@ def validation_pairs(photos_dir, **overrides):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def pairs(photos_dir):  # noqa: F811
+def pairs(photos_dir):
     return validation_pairs(photos_dir)
 
 
-def test_training_batches(photos_dir):  # noqa: F811
+def test_training_batches(photos_dir):
     # many pairs per photo fill the pair shuffle buffer from fewer (slow) photo resizes
     dataset = data.alignment_dataset(
         "bundled_photos",
@@ -80,7 +79,7 @@ def test_validation_pairs_shapes_and_count(pairs):
     assert len({tuple(np.round(c.ravel(), 3)) for c in targets["corners"]}) == 10
 
 
-def test_validation_pairs_are_deterministic_and_seeded(pairs, photos_dir):  # noqa: F811
+def test_validation_pairs_are_deterministic_and_seeded(pairs, photos_dir):
     inputs, targets = pairs
     again_inputs, again_targets = validation_pairs(photos_dir)
     for key in inputs:
@@ -171,7 +170,7 @@ def test_photometric_change(rng):
     assert np.corrcoef(changed.ravel(), image.numpy().ravel())[0, 1] > 0.8  # same content
 
 
-def test_photometric_changes_pixels_not_geometry(pairs, photos_dir):  # noqa: F811
+def test_photometric_changes_pixels_not_geometry(pairs, photos_dir):
     inputs, targets = pairs
     changed_inputs, changed_targets = validation_pairs(photos_dir, photometric=1.0)
     for key in targets:

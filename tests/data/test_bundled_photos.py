@@ -6,13 +6,6 @@ from keras_attn import data
 from keras_attn.data import bundled_photos
 
 
-@pytest.fixture(scope="session")
-def photos_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tfds")
-    data.BundledPhotos(data_dir=str(directory)).download_and_prepare()
-    return str(directory)
-
-
 def test_splits_are_disjoint_and_cover_every_photo():
     train, validation = data.photo_names("train"), data.photo_names("validation")
     assert not set(train) & set(validation)

@@ -1,68 +1,10 @@
-import collections
-
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from sklearn.datasets import load_digits
 
-from keras_attn.data import classification, digits
+from keras_attn.data import classification
 from keras_attn.data.classification import ClassificationConfig, classification_dataset
-
-
-@pytest.fixture(scope="session")
-def digits_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tfds_digits")
-    digits.BundledDigits(data_dir=str(directory)).download_and_prepare()
-    return str(directory)
-
-
-def sklearn_examples():
-    """(pixels scaled to 0..255, label) of every sklearn scan, as hashable keys."""
-    bunch = load_digits()
-    scaled = np.round(bunch.images * 255 / 16).astype("uint8")
-    return [
-        (image.tobytes(), int(label)) for image, label in zip(scaled, bunch.target, strict=True)
-    ]
-
-
-# --------------------------------------------------------------------------- bundled digits
-
-
-def test_digits_splits_are_fixed_stratified_and_disjoint():
-    train, test = digits.split_indices("train"), digits.split_indices("test")
-    assert (len(train), len(test)) == (1438, 359) == tuple(digits.NUM_EXAMPLES.values())
-    assert not set(train) & set(test)
-    np.testing.assert_array_equal(np.sort(np.concatenate([train, test])), np.arange(1797))
-    labels = load_digits().target
-    per_class = np.bincount(labels, minlength=10)
-    np.testing.assert_array_equal(
-        np.bincount(labels[test], minlength=10), np.round(0.2 * per_class)
-    )
-    np.testing.assert_array_equal(digits.split_indices("test"), test)  # no hidden randomness
-    with pytest.raises(ValueError, match="split='validation'"):
-        digits.split_indices("validation")
-
-
-def test_tfds_digits_are_the_real_sklearn_scans(digits_dir):
-    expected = sklearn_examples()
-    for split, size in digits.NUM_EXAMPLES.items():
-        dataset = tfds.load("bundled_digits", split=split, data_dir=digits_dir, as_supervised=True)
-        found = [
-            (image[..., 0].tobytes(), int(label)) for image, label in dataset.as_numpy_iterator()
-        ]
-        assert len(found) == size
-        wanted = [expected[i] for i in digits.split_indices(split)]
-        assert collections.Counter(found) == collections.Counter(wanted)
-        assert sorted({label for _, label in found}) == list(range(10))
-    info = tfds.builder("bundled_digits", data_dir=digits_dir).info
-    assert info.supervised_keys == ("image", "label")
-    assert info.features["image"].shape == (8, 8, 1)
-    assert info.features["label"].num_classes == 10
-    images, labels = digits.load_split("train")
-    assert images.shape == (1438, 8, 8, 1) and images.dtype == np.uint8
-    assert images.max() == 255 and labels.dtype == np.int64
-
 
 # --------------------------------------------------------------------------- pipeline
 
@@ -209,14 +151,3 @@ def test_split_size_is_known_before_the_dataset_was_ever_loaded(tmp_path):
 
     assert classification.num_examples("bundled_digits", "train", str(tmp_path)) == 1438
     assert classification.num_examples("bundled_digits", "test", str(tmp_path)) == 359
-
-
-def test_offline_preparation_says_nothing_is_downloaded(tmp_path, capsys):
-    """tfds announces "Downloading and preparing dataset Unknown size"; the offline builders
-    say where their data come from instead (#20)."""
-    digits.BundledDigits(data_dir=str(tmp_path)).download_and_prepare()
-    out = capsys.readouterr().out
-    assert "Downloading" not in out and "Unknown size" not in out
-    source = "scikit-learn's bundled digits"
-    assert f"Preparing bundled_digits from {source} (nothing is downloaded) into {tmp_path}" in out
-    assert f"Prepared bundled_digits in {tmp_path}" in out

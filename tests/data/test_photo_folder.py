@@ -8,7 +8,6 @@ from PIL import Image
 
 from keras_attn import data
 from keras_attn.data import bundled_photos, photo_folder
-from tests.data.test_bundled_photos import photos_dir  # noqa: F401  (session fixture)
 
 NAMES = ("astronaut", "camera", "china", "coffee", "rocket", "brick")
 
@@ -80,7 +79,7 @@ def test_builder_tiles_every_photo_at_prepare_time(folder, tmp_path):
     assert {e["name"].decode() for e in validation} == {"4_rocket"}
 
 
-def test_sr_pipeline_over_a_folder_and_a_mix(folder, photos_dir):  # noqa: F811
+def test_sr_pipeline_over_a_folder_and_a_mix(folder, photos_dir):
     # bundled_photos is prepared in photos_dir; the folder's dataset is prepared there too
     name = f"folder:{folder}"
     lr, hr = next(iter(data.super_resolution_dataset(name, "train", 2, 48, 4, data_dir=photos_dir)))
@@ -119,7 +118,7 @@ def test_the_collection_without_its_files_names_the_fetch_command(tmp_path, monk
     assert tfds.builder("photo_folder/photo_collection", data_dir=str(tmp_path))
 
 
-def test_evaluation_reads_whole_photos_of_a_folder_not_tiles(folder, photos_dir):  # noqa: F811
+def test_evaluation_reads_whole_photos_of_a_folder_not_tiles(folder, photos_dir):
     from keras_attn.training import evaluation
 
     images = evaluation.full_images(f"bundled_photos+folder:{folder}", "validation")

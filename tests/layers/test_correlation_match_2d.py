@@ -184,7 +184,13 @@ def test_float32_outputs_under_mixed_precision(rng):
         ({"temperature": 0}, r"temperature must be a positive number. Received: temperature=0"),
         ({"temperature": -1.0}, r"temperature must be a positive number"),
         ({"temperature": "hot"}, r"temperature must be a positive number"),
+        (
+            {"temperature": True},
+            r"temperature must be a positive number. Received: temperature=True",
+        ),
         ({"peak_radius": -1}, r"peak_radius must be None or a non-negative integer"),
+        ({"peak_radius": True}, r"Received: peak_radius=True"),
+        ({"peak_radius": 1.0}, r"Received: peak_radius=1.0"),
     ],
 )
 def test_bad_arguments(kwargs, message):

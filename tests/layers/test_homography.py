@@ -4,7 +4,7 @@ import pytest
 import skimage.transform
 
 from keras_attn.layers import HomographyFlow, HomographyOutputs, HomographyUpdate
-from keras_attn.layers import _homography as hom
+from keras_attn.layers import homography_ops as hom
 from tests.helpers import tflite_outputs
 
 # --------------------------------------------------------------------------- numpy references
@@ -354,6 +354,21 @@ def test_config_and_serialization_round_trip(layer_cls, kwargs):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("layer_cls, kwargs", LAYERS, ids=lambda v: getattr(v, "__name__", ""))
+def test_configs_saved_from_the_former_single_module_still_load(layer_cls, kwargs):
+    """Shipped .keras files name the module `keras_attn.layers.homography` (one module held the
+    three layers then); the registered name is what finds the class."""
+    saved = {
+        "module": "keras_attn.layers.homography",
+        "class_name": layer_cls.__name__,
+        "config": {**kwargs, "name": "h"},
+        "registered_name": f"keras_attn>{layer_cls.__name__}",
+    }
+    layer = keras.saving.deserialize_keras_object(saved)
+    assert type(layer) is layer_cls
+    assert {key: layer.get_config()[key] for key in kwargs} == kwargs
+
+
 def test_float32_under_mixed_precision(rng):
     keras.config.set_dtype_policy("mixed_float16")
     matrix = random_homography(rng)[None].astype("float32")
@@ -372,11 +387,30 @@ def test_float32_under_mixed_precision(rng):
         (lambda: HomographyOutputs("64x64"), "image_size must be"),
         (lambda: HomographyUpdate((8, 8), stride=0), "stride="),
         (lambda: HomographyFlow((8, 8), stride=1.5), "stride="),
-        (lambda: HomographyUpdate((8, 8), regularization=-1.0), "regularization"),
+        (lambda: HomographyUpdate((8, True)), r"image_size=\(8, True\)"),
+        (lambda: HomographyUpdate((8, 8), stride=True), "stride=True"),
+        (
+            lambda: HomographyUpdate((8, 8), regularization=-1.0),
+            "regularization must be a non-negative number. Received: regularization=-1.0",
+        ),
+        (lambda: HomographyUpdate((8, 8), regularization=True), "regularization=True"),
         (lambda: HomographyUpdate((8, 8), motion="affine"), "motion must be one of"),
-        (lambda: HomographyUpdate((8, 8), robust_iterations=-1), "robust_iterations"),
-        (lambda: HomographyUpdate((8, 8), robust_iterations=True), "robust_iterations"),
-        (lambda: HomographyUpdate((8, 8), robust_scale=0.0), "robust_scale must be > 0"),
+        (
+            lambda: HomographyUpdate((8, 8), robust_iterations=-1),
+            "robust_iterations must be a non-negative integer. Received: robust_iterations=-1",
+        ),
+        (lambda: HomographyUpdate((8, 8), robust_iterations=True), "robust_iterations=True"),
+        (lambda: HomographyUpdate((8, 8), robust_iterations=2.0), "robust_iterations=2.0"),
+        (
+            lambda: HomographyUpdate((8, 8), robust_scale=0.0),
+            "robust_scale must be a positive number. Received: robust_scale=0.0",
+        ),
+        (lambda: HomographyUpdate((8, 8), robust_scale=True), "robust_scale=True"),
+        (lambda: HomographyUpdate((8, 8), robust_scale=float("nan")), "robust_scale=nan"),
+        (
+            lambda: HomographyFlow((8, 8), stop_gradient="no"),
+            "stop_gradient must be True or False. Received: stop_gradient='no'",
+        ),
     ],
 )
 def test_bad_arguments(make, message):

@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 
 from keras_attn.layers import NonLocal2D
-from tests.helpers import run_layer_test
-from tests.layers.test_self_attention_2d import softmax
+from tests.helpers import run_layer_test, softmax
 
 
 @pytest.mark.parametrize(

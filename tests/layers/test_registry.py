@@ -2,6 +2,7 @@ import keras
 import pytest
 
 from keras_attn import layers
+from keras_attn.layers.registry import attention_name
 
 
 @pytest.mark.parametrize(
@@ -58,3 +59,9 @@ def test_importing_the_layers_needs_neither_tfds_nor_the_data_package(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-1500:]
     assert result.stdout.splitlines() == ["[]", "sr_tiny_x2 False"]
+
+
+def test_attention_name_is_the_registry_name_or_the_class_name():
+    for name, cls in layers.ATTENTION_LAYERS.items():
+        assert attention_name(cls) == name
+    assert attention_name(keras.layers.Dense) == "dense"

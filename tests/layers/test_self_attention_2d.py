@@ -3,15 +3,9 @@ import numpy as np
 import pytest
 
 from keras_attn.layers import SelfAttention2D
-from tests.helpers import run_layer_test
+from tests.helpers import run_layer_test, softmax
 
 # ---------------------------------------------------------------- reference in NumPy
-
-
-def softmax(logits):
-    logits = logits - logits.max(axis=-1, keepdims=True)
-    weights = np.exp(logits)
-    return weights / weights.sum(axis=-1, keepdims=True)
 
 
 def reference_attention(layer, x, relative=False, cosine=False):

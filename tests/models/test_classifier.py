@@ -12,7 +12,6 @@ import keras_attn.models.classifier  # noqa: F401  (registers the classifier pre
 from keras_attn import layers
 from keras_attn.models import registry
 from keras_attn.models.classifier import attention_classifier
-from tests.data.test_classification import digits_dir  # noqa: F401  (session fixture)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TINY = {"widths": (8, 16, 32), "depths": (1, 1, 1)}
@@ -233,7 +232,7 @@ def load_example():
     return module
 
 
-def test_example_script_trains_writes_metrics_and_resumes(digits_dir, tmp_path, capsys):  # noqa: F811
+def test_example_script_trains_writes_metrics_and_resumes(digits_dir, tmp_path, capsys):
     example = load_example()
     output = str(tmp_path / "run")
     argv = [
@@ -282,7 +281,7 @@ def test_example_label_smoothing_uses_one_hot_targets(tmp_path):
         example.parse_args(["--output", str(tmp_path), "--label-smoothing", "1.5"])
 
 
-def test_example_validation_split_erasing_and_weight_decay(digits_dir, tmp_path, monkeypatch):  # noqa: F811
+def test_example_validation_split_erasing_and_weight_decay(digits_dir, tmp_path, monkeypatch):
     """--val-split validates on a slice of the training data (the test split is read only by
     the final evaluation), --random-erasing reaches the training pipeline only, and
     --weight-decay switches the optimiser to AdamW."""
@@ -325,7 +324,7 @@ def test_example_validation_split_erasing_and_weight_decay(digits_dir, tmp_path,
             example.parse_args(["--output", str(tmp_path / "bad"), *bad])
 
 
-def test_example_architecture_overrides(digits_dir, tmp_path):  # noqa: F811
+def test_example_architecture_overrides(digits_dir, tmp_path):
     """--attention/--widths/--depths replace the preset's (the variant benchmark's runs)."""
     example = load_example()
     argv = [

@@ -5,7 +5,8 @@ import skimage.data
 import skimage.transform
 
 from keras_attn import models
-from keras_attn.layers import PixelShuffle, SelfAttention2D, SqueezeExcite
+from keras_attn.layers import CBAM, NonLocal2D, PixelShuffle, SelfAttention2D, SqueezeExcite
+from keras_attn.layers.registry import attention_name
 from keras_attn.models.super_resolution import super_resolution, upscale
 from tests.helpers import tflite_outputs
 
@@ -44,6 +45,22 @@ def test_structure_names_and_attention_stage():
     assert isinstance(model.get_layer("net_pixel_shuffle"), PixelShuffle)
 
 
+@pytest.mark.parametrize(
+    "attention, layer_cls",
+    [("nonlocal", NonLocal2D), ("CBAM", CBAM), (SqueezeExcite, SqueezeExcite)],
+)
+def test_attention_stage_comes_from_the_layer_registry(attention, layer_cls, rng):
+    model = super_resolution(2, **TINY, attention=attention, name="net")
+    stages = [layer for layer in model.layers if "_attention_" in layer.name]
+    assert [type(layer) for layer in stages] == [layer_cls]
+    assert stages[0].name == f"net_attention_{attention_name(layer_cls)}"
+    # the stage sits between the residual groups and the body convolution
+    assert stages[0].input is model.get_layer("net_group1_add").output
+    assert model.get_layer("net_body_conv").input is stages[0].output
+    x = rng.uniform(size=(1, 6, 7, 3)).astype("float32")
+    assert model(x).shape == (1, 12, 14, 3)
+
+
 @pytest.mark.parametrize("name", models.list_models("sr"))
 def test_every_registered_preset_builds_trains_and_round_trips(name, tmp_path, rng):
     if not name.endswith("x2") and "tiny" not in name:
@@ -73,8 +90,8 @@ def test_tflite_builtins_match_keras(rng):
 def test_bad_builder_arguments():
     with pytest.raises(ValueError, match="scale="):
         super_resolution(5)
-    with pytest.raises(ValueError, match="attention="):
-        super_resolution(2, attention="cbam")
+    with pytest.raises(ValueError, match=r"Valid names: \[.*Received: attention='bogus'"):
+        super_resolution(2, attention="bogus")
     with pytest.raises(ValueError, match="channels="):
         super_resolution(2, channels=0)
     with pytest.raises(ValueError, match="Unknown model 'sr_huge_x2'"):

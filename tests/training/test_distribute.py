@@ -19,8 +19,6 @@ import tensorflow as tf
 
 from keras_attn import cli
 from keras_attn.training import distribute
-from tests.data.test_bundled_photos import photos_dir  # noqa: F401  (session fixture)
-from tests.data.test_classification import digits_dir  # noqa: F401  (session fixture)
 from tests.helpers import free_ports
 
 CHILD_ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -227,7 +225,7 @@ def _wait_all(children):
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILY_ARGS))
-def two_workers(request, tmp_path_factory, photos_dir, digits_dir):  # noqa: F811
+def two_workers(request, tmp_path_factory, photos_dir, digits_dir):
     """`keras-attn train FAMILY --strategy multiworker` as two processes on localhost ports, each
     with its own --output (as on two machines: the chief alone writes the run), with the default
     verbosity, and a one-worker run beside (docs/scaling_out.md's commands)."""

@@ -44,27 +44,6 @@ def test_schedule_warms_up_then_decays():
     assert values[2] > values[3] > values[4] >= 1e-5 * 0.99
 
 
-def test_transfer_weights_between_registered_presets():
-    from keras_attn import models
-
-    x2, x3 = models.build_model("sr_tiny_x2"), models.build_model("sr_tiny_x3")
-    assert training.transfer_weights(x2, x3) == ["sr_tiny_x3_upsample_conv"]
-    np.testing.assert_array_equal(
-        x3.get_layer("sr_tiny_x3_group1_block2_conv2").kernel,
-        x2.get_layer("sr_tiny_x2_group1_block2_conv2").kernel,
-    )
-
-
-def test_transfer_weights_skips_the_upsampler():
-    x2 = super_resolution(2, channels=4, num_groups=1, blocks_per_group=1)
-    x3 = super_resolution(3, channels=4, num_groups=1, blocks_per_group=1)
-    skipped = training.transfer_weights(x2, x3)
-    assert skipped == ["sr_upsample_conv"]
-    np.testing.assert_array_equal(
-        x3.get_layer("sr_shallow").kernel, x2.get_layer("sr_shallow").kernel
-    )
-
-
 @pytest.mark.parametrize("field, value", [("epochs", 0), ("steps_per_epoch", -1)])
 def test_bad_config(field, value):
     with pytest.raises(ValueError, match=f"{field}="):

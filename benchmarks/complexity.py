@@ -1,4 +1,5 @@
-"""Model complexity: multiply-accumulates of one forward pass, counted by TensorFlow's profiler."""
+"""Model complexity for the benchmarks and model cards: multiply-accumulates of one forward pass,
+counted by TensorFlow's profiler (`count_macs`)."""
 
 from __future__ import annotations
 

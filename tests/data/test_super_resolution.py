@@ -4,10 +4,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_attn import data
-from tests.data.test_bundled_photos import photos_dir  # noqa: F401  (session fixture)
 
 
-def test_training_batches(photos_dir):  # noqa: F811
+def test_training_batches(photos_dir):
     dataset = data.super_resolution_dataset(
         "bundled_photos", "train", scale=3, patch_size=48, batch_size=4, data_dir=photos_dir
     )
@@ -24,7 +23,7 @@ def test_training_batches(photos_dir):  # noqa: F811
     assert float(tf.math.reduce_std(hr)) > 0.05  # real content, not padding
 
 
-def test_training_stream_is_seeded(photos_dir):  # noqa: F811
+def test_training_stream_is_seeded(photos_dir):
     def first(seed):
         ds = data.super_resolution_dataset(
             "bundled_photos", "train", 2, 32, 2, data_dir=photos_dir, seed=seed
@@ -35,7 +34,7 @@ def test_training_stream_is_seeded(photos_dir):  # noqa: F811
     assert not np.array_equal(first(1), first(2))
 
 
-def test_validation_tiles_are_deterministic_and_finite(photos_dir):  # noqa: F811
+def test_validation_tiles_are_deterministic_and_finite(photos_dir):
     def tiles():
         ds = data.super_resolution_dataset(
             "bundled_photos", "validation", 2, 96, 8, training=False, data_dir=photos_dir

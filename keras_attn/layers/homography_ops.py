@@ -1,4 +1,14 @@
-"""Homography math in `keras.ops`, with only ops that convert to TFLite builtins.
+"""Closed-form homography math, shared by the homography layers and the data pipeline.
+
+`HomographyUpdate`, `HomographyFlow` and `HomographyOutputs` fit, apply and export homographies
+with these functions, and `keras_attn.data.alignment` makes its training pairs with the same
+closed form (`square_to_quad`), so the model and its data share one convention. Written with
+`keras.ops`, using only ops that convert to TFLite builtins.
+
+Convention (the model cards' and `keras-attn predict`'s): the aligner's output `homography` maps
+**moving** pixel coordinates to **fixed** ones. Internally the layers carry `G`, its inverse, in
+normalised coordinates: `G` maps a fixed-grid point to where it is found in the moving image, which
+is what backward warping needs.
 
 Homographies are `(B, 3, 3)` tensors acting on column vectors `(x, y, 1)`. Inside the aligner they
 act on normalised coordinates (`u = 2 x / (W - 1) - 1`, pixel centres at integer `x`), which keeps

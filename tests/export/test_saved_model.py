@@ -1,22 +1,16 @@
+"""SavedModel export: the serving signature by input name, the reusable-SavedModel API, and the
+atomic write (a killed export leaves the previous folder)."""
+
 import signal
 import subprocess
 import sys
 
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
-from keras_attn import export, models
+from keras_attn import export
 from keras_attn.layers import Warp
-
-
-@pytest.fixture(scope="module")
-def sr_model():
-    model = models.build_model("sr_tiny_x2")
-    conv = model.get_layer("sr_tiny_x2_upsample_conv")
-    conv.kernel.assign(np.random.default_rng(0).normal(scale=0.1, size=conv.kernel.shape))
-    return model
 
 
 def two_input_model():
@@ -57,48 +51,6 @@ def test_two_named_inputs_and_dict_outputs(tmp_path, rng):
     report = export.export_tflite(model, tmp_path / "m.tflite")
     assert set(report.max_abs_diff) == {"flow", "warped"}
     assert max(report.max_abs_diff.values()) < 1e-4
-
-
-@pytest.mark.parametrize(
-    "quantization, tolerance", [(None, 1e-4), ("float16", 5e-3), ("dynamic", 0.1)]
-)
-def test_tflite_quantizations(sr_model, tmp_path, quantization, tolerance, rng):
-    report = export.export_tflite(
-        sr_model, tmp_path / "m.tflite", quantization, output_names=["upscaled"]
-    )
-    assert report.max_abs_diff["upscaled"] < tolerance
-    assert report.size_bytes == (tmp_path / "m.tflite").stat().st_size
-    assert "DEPTH_TO_SPACE" in report.ops or "TRANSPOSE" in report.ops
-    assert not any(op.startswith("Flex") for op in report.ops)
-    # The file runs on another size through its named signature.
-    x = rng.uniform(size=(1, 20, 24, 3)).astype("float32")
-    out = export.run_tflite(tmp_path / "m.tflite", {"image": x})["upscaled"]
-    np.testing.assert_allclose(out, sr_model(x), atol=max(tolerance, 1e-4))
-
-
-def test_int8_needs_representative_data_and_then_works(sr_model, tmp_path, rng):
-    with pytest.raises(ValueError, match="representative_data"):
-        export.export_tflite(sr_model, tmp_path / "m.tflite", "int8")
-    samples = [rng.uniform(size=(1, 32, 32, 3)).astype("float32") for _ in range(8)]
-    report = export.export_tflite(
-        sr_model,
-        tmp_path / "m.tflite",
-        "int8",
-        lambda: ([s] for s in samples),
-        output_names=["upscaled"],
-    )
-    assert report.max_abs_diff["upscaled"] < 0.25
-    assert report.size_bytes < (tmp_path / "m.tflite").stat().st_size + 1
-
-
-def test_bad_quantization_and_flex_models_fail_clearly(tmp_path):
-    with pytest.raises(ValueError, match="quantization="):
-        export.export_tflite(models.build_model("sr_tiny_x2"), tmp_path / "m.tflite", "int4")
-    inputs = keras.Input((8, 8, 3), name="image")
-    resized = keras.layers.Resizing(16, 16, interpolation="bicubic")(inputs)  # not builtin
-    with pytest.raises(ValueError, match="builtin ops only"):
-        export.export_tflite(keras.Model(inputs, resized), tmp_path / "m.tflite")
-    assert not (tmp_path / "m.tflite").exists()
 
 
 def test_killed_export_leaves_previous_artefact_intact(sr_model, tmp_path):

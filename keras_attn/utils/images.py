@@ -1,10 +1,24 @@
-"""Validation and conversion of plain numpy images for the task helpers (upscale, align)."""
+"""Images as users hold them: files in and out (Pillow), numpy checks and conversions.
+
+Every function raises a one-line `ValueError` that names the file or the argument, never a
+traceback from deep inside Pillow or NumPy:
+
+- `read_image(path)`, `write_png(path, image)`: image files (atomic writes);
+- `image_array(image, argument)`: a path, a PIL image or an array-like as a numpy array;
+- `as_float_image(image, argument)`, `to_unit_float(array, argument)`: checked float32 in [0, 1];
+- `to_model_input(image, argument)`: RGB float32 for a model and the way back to the input's
+  dtype and channels.
+"""
 
 from __future__ import annotations
 
+import os
+import pathlib
 from collections.abc import Callable
 
 import numpy as np
+
+from keras_attn._io import atomic_path
 
 _INTEGER_RANGES = {np.dtype("uint8"): 255.0, np.dtype("uint16"): 65535.0}
 
@@ -12,11 +26,7 @@ _INTEGER_RANGES = {np.dtype("uint8"): 255.0, np.dtype("uint16"): 65535.0}
 def image_array(image, argument: str) -> np.ndarray:
     """A numpy array from what users hold: a file path (read with Pillow, one-line errors), a
     PIL image (its own mode: L stays grayscale, RGBA keeps alpha), or an array-like."""
-    import os
-
     if isinstance(image, (str, os.PathLike)):
-        from keras_attn.data.image_files import read_image
-
         return read_image(image)
     if hasattr(image, "getbands") and hasattr(image, "convert"):  # a PIL image
         mode = image.mode
@@ -111,14 +121,62 @@ def to_model_input(image, argument: str) -> tuple[np.ndarray, Callable[[np.ndarr
     return rgb, restore
 
 
-def single_output(result):
-    """The one tensor of a model's output (a tensor, a 1-element list, or a 1-entry dict)."""
-    if isinstance(result, dict):
-        if len(result) != 1:
-            raise ValueError(f"Expected one output; the model returned {sorted(result)}")
-        return next(iter(result.values()))
-    if isinstance(result, (list, tuple)):
-        if len(result) != 1:
-            raise ValueError(f"Expected one output; the model returned {len(result)}")
-        return result[0]
-    return result
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Reads an image file as a numpy array: `(H, W, 3)` RGB or `(H, W)` grayscale.
+
+    8-bit files give uint8, 16-bit grayscale uint16, 32-bit float (`F` mode TIFF) float32
+    (checked to be finite); palette, alpha and CMYK files are converted to RGB.
+
+    Raises:
+        ValueError: a missing path, a folder, a file Pillow cannot identify as an image, or
+            float pixels that are NaN/Inf, with the path in the message.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise ValueError(f"{path} does not exist")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode = image.mode
+            if mode in ("RGB", "L", "F"):
+                array = np.asarray(image)
+            elif mode in ("I;16", "I;16B", "I;16L"):
+                array = np.asarray(image).astype("uint16")
+            elif mode == "I":
+                array = np.asarray(image)
+                if array.min() < 0 or array.max() > 65535:
+                    raise ValueError(f"{path}: 32-bit integer pixels outside 0..65535")
+                array = array.astype("uint16")
+            elif mode in ("1", "LA"):
+                array = np.asarray(image.convert("L"))
+            else:
+                array = np.asarray(image.convert("RGB"))
+    except UnidentifiedImageError:
+        raise ValueError(f"{path} is not an image file Pillow can read") from None
+    except (OSError, SyntaxError) as error:  # truncated or corrupt image data
+        raise ValueError(f"{path} is not a readable image: {error}") from None
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ValueError(f"{path} contains NaN or Inf pixels")
+    return np.ascontiguousarray(array)
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> pathlib.Path:
+    """Writes a uint8 `(H, W)` or `(H, W, 3)` image as PNG, atomically."""
+    from PIL import Image
+
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"write_png expects uint8 pixels. Received: dtype={image.dtype}")
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (1, 3, 4))):
+        raise ValueError(
+            f"write_png expects an (H, W) or (H, W, 1|3|4) image. Received: shape={image.shape}"
+        )
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+    return pathlib.Path(path)

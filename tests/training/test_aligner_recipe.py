@@ -1,0 +1,84 @@
+"""The aligner recipe: its settings and checks, starting from another aligner, and a tiny run
+through `keras-attn train aligner` that writes an exportable model."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from keras_attn import cli
+from keras_attn.training import aligner_recipe
+from keras_attn.training.aligner_recipe import AlignerRecipe
+
+
+def run(capsys, *argv):
+    """Runs the CLI in-process: (exit code, stdout, stderr)."""
+    capsys.readouterr()
+    code = cli.main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_defaults_are_the_shipped_models_recipe():
+    recipe = AlignerRecipe(output="x")
+    assert recipe.model == "aligner_homography" and recipe.max_shift == 32.0
+    assert (recipe.batch_size, recipe.warmup_steps, recipe.jit) == (8, 100, True)
+    assert recipe.dataset == "bundled_photos" and recipe.val_split == "validation"
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"model": "sr_tiny_x2"}, r"--model must be an aligner \(\[.*'aligner_tiny'.*'sr_tiny"),
+        ({"model": "aligner_huge"}, r"Unknown model 'aligner_huge'"),
+        ({"epochs": 0}, r"--epochs must be at least 1\. Received: 0"),
+        ({"steps_per_epoch": 0}, r"--steps-per-epoch must be at least 1"),
+        ({"batch_size": -2}, r"--batch-size must be at least 1"),
+        ({"val_pairs_per_image": 0}, r"--val-pairs-per-image must be at least 1"),
+    ],
+)
+def test_bad_settings_are_rejected(settings, message):
+    with pytest.raises(ValueError, match=message):
+        AlignerRecipe(output="x", **settings)
+
+
+def test_load_aligner_names_the_flag_and_loads_a_saved_aligner(tiny_aligner, tmp_path):
+    model, path = tiny_aligner
+    loaded = aligner_recipe.load_aligner(path)
+    for got, want in zip(loaded.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match=r"^--source '.*nope\.keras' does not exist"):
+        aligner_recipe.load_aligner(tmp_path / "nope.keras", flag="--source")
+    (tmp_path / "notes.txt").write_text("text")
+    with pytest.raises(ValueError, match=r"^--init-from '.*notes\.txt' is not a \.keras file"):
+        aligner_recipe.load_aligner(tmp_path / "notes.txt")
+
+
+def test_train_aligner_help_states_its_defaults(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "aligner", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "(default: aligner_homography)" in out and "(default: 32.0)" in out
+
+
+def test_train_aligner_starts_from_another_aligner_and_writes_an_exportable_model(
+    tiny_aligner, photos_dir, tmp_path, capsys
+):
+    _, source = tiny_aligner
+    output = tmp_path / "run"
+    argv = [
+        *("train", "aligner", "--model", "aligner_tiny", "--epochs", "1"),
+        *("--steps-per-epoch", "2", "--batch-size", "2", "--val-pairs-per-image", "1"),
+        *("--no-jit", "--data-dir", photos_dir, "--verbose", "0"),
+        *("--init-from", source, "--output", output),
+    ]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and f"initialised from {source}; not transferred: []" in out
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["command"].startswith("keras-attn train aligner --model aligner_tiny")
+    assert metrics["init_from"] == str(source) and metrics["steps"] == 2
+    assert metrics["val_pairs"] == 5 and np.isfinite(metrics["val_mace_px"])
+    trained = keras.saving.load_model(output / "model.keras")
+    assert sorted(trained.output) == ["flow", "homography", "warped"]  # exportable, no corners
