@@ -87,5 +87,5 @@ def pytest_collection_modifyitems(config, items):
         if line.strip() and not line.startswith("#")
     }
     for item in items:
-        if item.nodeid in listed:
+        if item.nodeid in listed or item.nodeid.split("::")[0] in listed:
             item.add_marker(pytest.mark.slow)
