@@ -75,6 +75,9 @@ from keras_attn.models import registry  # noqa: E402
 from keras_attn.models.classifier import attention_classifier  # noqa: E402
 from keras_attn.training.fit import TrainConfig, make_optimizer  # noqa: E402
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from complexity import closest_to_budget  # noqa: E402  (benchmarks/complexity.py)
+
 PRESET = dict(registry.get_spec("classifier_digits").defaults)  # a copy: never edit the registry
 DATASET = "bundled_digits"
 NUM_CLASSES = PRESET["num_classes"]
@@ -155,24 +158,13 @@ def match_widths(attention, budget: int) -> tuple[tuple[int, ...], int]:
     """The widths (uniformly scaled preset widths) whose parameter count is closest to `budget`,
     and that count. Counts grow with the factor, so a bisection needs ~8 model builds."""
     candidates = list(dict.fromkeys(scaled_widths(factor) for factor in FACTORS))
-    counts: dict[int, int] = {}
 
-    def params(index: int) -> int:
-        if index not in counts:
-            counts[index] = build(attention, candidates[index]).count_params()
-            keras.backend.clear_session()
-        return counts[index]
+    def params(widths) -> int:
+        count = build(attention, widths).count_params()
+        keras.backend.clear_session()
+        return count
 
-    low, high = 0, len(candidates) - 1  # first candidate with params >= budget
-    while low < high:
-        middle = (low + high) // 2
-        if params(middle) >= budget:
-            high = middle
-        else:
-            low = middle + 1
-    nearest = [i for i in (low - 1, low) if 0 <= i < len(candidates)]
-    best = min(nearest, key=lambda i: abs(params(i) - budget))
-    return candidates[best], params(best)
+    return closest_to_budget(candidates, params, budget)
 
 
 # --------------------------------------------------------------------------- training and timing

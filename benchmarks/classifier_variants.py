@@ -54,6 +54,9 @@ import numpy as np  # noqa: E402
 from keras_attn._io import atomic_path  # noqa: E402
 from keras_attn.models import registry  # noqa: E402
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from complexity import closest_to_budget  # noqa: E402  (benchmarks/complexity.py)
+
 PRESET = "classifier_fashion"
 BASE_WIDTHS = (16, 32, 64)
 DEPTHS = (3, 3, 3)
@@ -99,22 +102,7 @@ def match_widths(variant: str, budget: int) -> tuple[tuple[int, ...], int]:
     """The scaled widths whose parameter count is closest to `budget`, and that count
     (bisection: counts grow with the factor)."""
     candidates = list(dict.fromkeys(scaled_widths(f) for f in FACTORS))
-    counts: dict[int, int] = {}
-
-    def count(index: int) -> int:
-        if index not in counts:
-            counts[index] = params(variant, candidates[index])
-        return counts[index]
-
-    low, high = 0, len(candidates) - 1
-    while low < high:
-        middle = (low + high) // 2
-        if count(middle) >= budget:
-            high = middle
-        else:
-            low = middle + 1
-    best = min((i for i in (low - 1, low) if i >= 0), key=lambda i: abs(count(i) - budget))
-    return candidates[best], count(best)
+    return closest_to_budget(candidates, lambda widths: params(variant, widths), budget)
 
 
 def command(variant: str, widths, seed: int, args: argparse.Namespace, output) -> list[str]:

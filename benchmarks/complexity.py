@@ -1,5 +1,6 @@
 """Model complexity for the benchmarks and model cards: multiply-accumulates of one forward pass,
-counted by TensorFlow's profiler (`count_macs`)."""
+counted by TensorFlow's profiler (`count_macs`), and the candidate closest to a parameter budget
+(`closest_to_budget`, the equal-parameter comparisons)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,28 @@ def count_macs(model: keras.Model, size: int = 256) -> float:
     finally:
         logger.setLevel(level)
     return profile.total_float_ops / 2.0
+
+
+def closest_to_budget(candidates: list, count, budget: int) -> tuple[object, int]:
+    """The candidate whose `count(candidate)` is closest to `budget`, and that count.
+
+    `count` must grow along `candidates` (e.g. widths scaled by a growing factor): a bisection
+    finds the first candidate at or over the budget with about log2(len) calls, then the
+    nearer of it and the one before wins.
+    """
+    counts: dict[int, int] = {}
+
+    def at(index: int) -> int:
+        if index not in counts:
+            counts[index] = count(candidates[index])
+        return counts[index]
+
+    low, high = 0, len(candidates) - 1
+    while low < high:
+        middle = (low + high) // 2
+        if at(middle) >= budget:
+            high = middle
+        else:
+            low = middle + 1
+    best = min((i for i in (low - 1, low) if i >= 0), key=lambda i: abs(at(i) - budget))
+    return candidates[best], at(best)
