@@ -129,7 +129,7 @@ def main(argv=None) -> int:
 
     names = fashion_mnist.CLASS_NAMES
     figure, axes = plt.subplots(
-        len(items), len(variants) + 1, figsize=(1.9 * (len(variants) + 1), 2.1 * len(items))
+        len(items), len(variants) + 1, figsize=(1.9 * (len(variants) + 1), 2.35 * len(items))
     )
     for row, index in enumerate(items):
         axes[row, 0].imshow(images[index, ..., 0], cmap="gray")

@@ -56,6 +56,7 @@ from keras_attn import data, pretrained  # noqa: E402
 from keras_attn.data import classification, fashion_mnist  # noqa: E402
 from keras_attn.export import TFLiteModel  # noqa: E402
 from keras_attn.models.aligner import FLOW_CONVENTION, HOMOGRAPHY_CONVENTION  # noqa: E402
+from keras_attn.models.aligner_serving import ANY_SIZE_ENDPOINT, aligner_endpoints  # noqa: E402
 from keras_attn.models.super_resolution import model_scale  # noqa: E402
 from keras_attn.training import evaluation  # noqa: E402
 from keras_attn.utils.model_io import load_keras_model  # noqa: E402
@@ -79,6 +80,7 @@ class Plan:
     sample_inputs: dict[str, np.ndarray]
     evaluate: Callable[[pathlib.Path], dict]
     representative_data: Callable | None = None
+    extra_endpoints: dict | None = None
 
 
 def _tflite_files(folder: pathlib.Path) -> list[str]:
@@ -418,7 +420,42 @@ def plan_aligner(model: keras.Model, args: argparse.Namespace) -> Plan:
         f"{keras_ms:.1f} ms/pair"
     )
     sample = {"moving": pairs[0].moving[None], "fixed": pairs[0].fixed[None]}
-    return Plan(card, ("float16",), sample, evaluate)
+    endpoints = aligner_endpoints(model)
+
+    def evaluate_all(folder: pathlib.Path) -> dict:
+        results = evaluate(folder)
+        results["saved_model"][ANY_SIZE_ENDPOINT] = _any_size_parity(model, folder, pairs[:8])
+        return results
+
+    return Plan(card, ("float16",), sample, evaluate_all, extra_endpoints=endpoints)
+
+
+def _any_size_parity(model, folder: pathlib.Path, pairs) -> dict:
+    """The SavedModel's any-size endpoint against `keras_attn.align` with the Keras model, on
+    held-out pairs resized to 480x640 (moving) and 360x512 (fixed): the largest distance
+    between where the two homographies put the moving image's corners, and ms per pair."""
+    import tensorflow as tf
+
+    from keras_attn.models.aligner import align
+
+    endpoint = tf.saved_model.load(str(folder / "saved_model")).signatures[ANY_SIZE_ENDPOINT]
+    worst, seconds = 0.0, []
+    for pair in pairs:
+        moving = tf.image.resize(pair.moving, (480, 640)).numpy()
+        fixed = tf.image.resize(pair.fixed, (360, 512)).numpy()
+        expected = align(model, moving, fixed)["homography"]
+        start = time.perf_counter()
+        served = endpoint(moving=tf.constant(moving[None]), fixed=tf.constant(fixed[None]))
+        seconds.append(time.perf_counter() - start)
+        corners = np.array([[0, 0, 1], [639, 0, 1], [639, 479, 1], [0, 479, 1]], "float64")
+        mapped = [corners @ np.asarray(h, "float64").T for h in (expected, served["homography"][0])]
+        mapped = [m[:, :2] / m[:, 2:] for m in mapped]
+        worst = max(worst, float(np.linalg.norm(mapped[0] - mapped[1], axis=-1).max()))
+    return {
+        "inputs": "moving 480x640, fixed 360x512 (held-out pairs resized)",
+        "max_corner_difference_vs_align_px": worst,
+        "ms_per_pair": float(np.median(seconds[1:]) * 1000),
+    }
 
 
 FAMILIES: dict[str, Callable[[keras.Model, argparse.Namespace], Plan]] = {
@@ -567,6 +604,7 @@ def main(argv=None) -> int:
         quantizations=plan.quantizations,
         sample_inputs=plan.sample_inputs,
         evaluate=plan.evaluate,
+        extra_endpoints=plan.extra_endpoints,
     )
     shipped = pretrained.card(args.name, root=args.output_root)
     summary = {

@@ -102,6 +102,7 @@ def package_model(
     sample_inputs: dict[str, np.ndarray] | None = None,
     output_names: list[str] | None = None,
     evaluate: Callable[[pathlib.Path], dict] | None = None,
+    extra_endpoints: dict | None = None,
 ) -> pathlib.Path:
     """Writes `<root>/<name>/` in the catalogue format, atomically.
 
@@ -167,7 +168,9 @@ def package_model(
         if keras_diff > 1e-5:
             raise ValueError(f"{KERAS_FILE} reloads with outputs {keras_diff:.2e} off the model")
 
-        export_saved_model(model, tmp / SAVED_MODEL_DIR, output_names=output_names)
+        export_saved_model(
+            model, tmp / SAVED_MODEL_DIR, output_names=output_names, extra_endpoints=extra_endpoints
+        )
         tflite = {}
         for quantization in (None, *quantizations):
             variant = QUANTIZATION_VARIANTS.get(quantization, "fp32")
@@ -207,6 +210,7 @@ def package_model(
             ),
             "outputs": _io_entries(*_output_tensors(model, output_names), card.get("outputs", {})),
             "params": model.count_params(),
+            "signatures": ["serving_default", *sorted(extra_endpoints or {})],
             "metrics": metrics,
             "parity": {
                 "inputs": {k: list(v.shape) for k, v in inputs.items()},

@@ -36,7 +36,11 @@ def resolve_output_names(model: keras.Model, names: list[str] | None = None) -> 
 
 
 def export_saved_model(
-    model: keras.Model, path: str | os.PathLike, *, output_names: list[str] | None = None
+    model: keras.Model,
+    path: str | os.PathLike,
+    *,
+    output_names: list[str] | None = None,
+    extra_endpoints: dict | None = None,
 ) -> pathlib.Path:
     """Writes `model` as a SavedModel at `path`, atomically.
 
@@ -48,6 +52,10 @@ def export_saved_model(
     `regularization_losses`, so `tf.saved_model.load`, `keras.layers.TFSMLayer(path,
     call_endpoint="serving_default")` and `tensorflow_hub.load` all work. Loading it never needs
     keras_attn.
+
+    `extra_endpoints` maps more signature names to `(function, input_signature)` pairs, traced
+    and saved beside `serving_default` (the aligner's `align_any_size`,
+    `keras_attn.models.aligner_serving`); `serving_default` stays the one TFLite converts.
 
     Returns:
         The path written.
@@ -87,6 +95,10 @@ def export_saved_model(
         archive.add_endpoint(
             "__call__", lambda *inputs: call_model(model, inputs), input_signature=specs
         )
+    for endpoint, (function, signature) in (extra_endpoints or {}).items():
+        if endpoint in ("serving_default", "__call__"):
+            raise ValueError(f"extra_endpoints may not replace {endpoint!r}")
+        archive.add_endpoint(endpoint, function, input_signature=signature)
     archive._tf_trackable.regularization_losses = []  # reusable SavedModel: no extra losses
     with atomic_path(path, directory=True) as tmp:
         archive.write_out(str(tmp), verbose=False)

@@ -31,6 +31,12 @@ from keras_attn.layers.correlation_match_2d import CorrelationMatch2D
 from keras_attn.layers.homography_flow import HomographyFlow
 from keras_attn.layers.homography_outputs import HomographyOutputs
 from keras_attn.layers.homography_update import HomographyUpdate
+from keras_attn.layers.hypotheses import (
+    FirstHypothesis,
+    RepeatHypotheses,
+    SelectHypothesis,
+    ShiftHypotheses,
+)
 from keras_attn.layers.registry import get_attention
 from keras_attn.layers.warp import Warp
 from keras_attn.models.registry import register_model
@@ -52,6 +58,9 @@ STRIDES = (2, 4, 8)
 # global shift at stride 8; then a wide local search at stride 4 (+-24 px: what a global shift
 # leaves of a rho-32 perspective change), a narrow one at stride 4 and two at stride 2
 DEFAULT_LEVELS = ((8, None), (4, 6), (4, 3), (2, 2), (2, 2))
+# global hypotheses of the presets: 4 took the held-out rho-32 failures (> 10 px) from 3.0 % to
+# 1.0 % with the shipped weights; 6 and 8 were no better (docs/benchmarks.md, "Aligner")
+GLOBAL_HYPOTHESES = 4
 
 
 def _check_levels(levels, input_shape):
@@ -128,6 +137,7 @@ def aligner(
     attention: str | None = "self",
     attention_heads: int = 2,
     regularization: float = 1e-3,
+    hypotheses: int = 1,
     return_corners: bool = False,
     name: str = "aligner",
 ) -> keras.Model:
@@ -143,9 +153,15 @@ def aligner(
         attention: attention in the stride-8 encoder stage (`"self"`, `"se"`, ..., or None).
         attention_heads: heads of `"self"` attention.
         regularization: pull of each fitted residual towards the identity.
+        hypotheses: global hypotheses kept after the first (global) iteration: the robust
+            shift plus the `hypotheses - 1` strongest other peaks of the shift votes. Each is
+            refined by the later iterations (same weights, folded into the batch axis) and the
+            one whose warp correlates best with `fixed` is kept (`keras_attn.layers.hypotheses`).
+            Adds no weights; costs about `hypotheses` times the refinement iterations.
         return_corners: also output `corners` `(B, iterations, 4, 2)`: where each iteration's
             estimate puts the moving patch's corners in the fixed image (for the corner loss;
-            `aligner_inference_model` removes it again for export).
+            `aligner_inference_model` removes it again for export). With several hypotheses
+            these follow hypothesis 0, so training sees the single-hypothesis path.
         name: model name and prefix of every layer name.
 
     Returns:
@@ -162,6 +178,12 @@ def aligner(
             f"channels. Received: input_shape={input_shape}"
         )
     levels = _check_levels(levels, input_shape)
+    if not isinstance(hypotheses, int) or isinstance(hypotheses, bool) or hypotheses < 1:
+        raise ValueError(f"hypotheses must be a positive integer. Received: {hypotheses!r}")
+    if hypotheses > 1 and levels[0][1] is not None:
+        raise ValueError(
+            f"hypotheses > 1 needs a global first level (radius None). Received: levels={levels}"
+        )
     if len(widths) != 4:
         raise ValueError(f"widths must hold 4 channel counts. Received: widths={widths!r}")
     size = input_shape[:2]
@@ -177,6 +199,7 @@ def aligner(
     moving_features = dict(zip(STRIDES, encoder(moving), strict=True))
     estimate = None
     corners = []
+    per_pair = {"fixed": fixed_features, "moving": moving_features}
     for i, (stride, radius) in enumerate(levels, start=1):
         prefix = f"{name}_iter{i}"
         if estimate is None:
@@ -195,8 +218,31 @@ def aligner(
             size, stride, regularization, motion=motion, name=f"{prefix}_update"
         )
         estimate = update(displacement, weights, estimate)
-        homography, level_corners = HomographyOutputs(size, name=f"{prefix}_outputs")(estimate)
+        level_estimate = estimate
+        if i > 1 and hypotheses > 1:
+            level_estimate = FirstHypothesis(hypotheses, name=f"{prefix}_first")(estimate)
+        homography, level_corners = HomographyOutputs(size, name=f"{prefix}_outputs")(
+            level_estimate
+        )
         corners.append(keras.layers.Reshape((1, 4, 2), name=f"{prefix}_corners")(level_corners))
+        if i == 1 and hypotheses > 1 and len(levels) > 1:
+            estimate = ShiftHypotheses(size, stride, hypotheses, name=f"{name}_hypotheses")(
+                displacement, weights, estimate
+            )
+            fixed_features, moving_features = (
+                {
+                    s: RepeatHypotheses(hypotheses, name=f"{name}_{key}_repeat_{s}")(f)
+                    for s, f in features.items()
+                    if any(s == level[0] for level in levels[1:])
+                }
+                for key, features in per_pair.items()
+            )
+    if hypotheses > 1 and len(levels) > 1:
+        estimate = SelectHypothesis(size, hypotheses, name=f"{name}_select")(
+            fixed, moving, estimate
+        )
+        homography, _ = HomographyOutputs(size, name=f"{name}_outputs")(estimate)
+    fixed_features, moving_features = per_pair["fixed"], per_pair["moving"]
     if len(corners) > 1:
         corners = keras.layers.Concatenate(axis=1, name=f"{name}_corners")(corners)
     else:
@@ -461,7 +507,8 @@ register_model(
     "aligner_homography",
     "aligner",
     aligner,
-    "128x128 grayscale, global shift + 4 local homography refinements",
+    "128x128 grayscale, 4 global shift hypotheses, each refined 4 times, the best kept",
+    hypotheses=GLOBAL_HYPOTHESES,
 )
 register_model(
     "aligner_flow",
@@ -469,6 +516,7 @@ register_model(
     aligner,
     "as aligner_homography, plus a dense residual flow from one more stride-2 match",
     head="flow",
+    hypotheses=GLOBAL_HYPOTHESES,
 )
 register_model(
     "aligner_tiny",

@@ -19,6 +19,7 @@ from keras_attn import data, models
 from keras_attn.models.weights import transfer_aligner_weights
 from keras_attn.training import distribute
 from keras_attn.training import fit as training
+from keras_attn.training.evaluation import map_corners
 from keras_attn.training.losses import CornerLoss
 from keras_attn.training.metrics import MeanCornerError
 from keras_attn.training.recipe_base import Recipe, run_recipe, setting
@@ -69,7 +70,9 @@ def train_aligner(recipe: AlignerRecipe, *, command: str = "") -> dict:
 
     def body(output: pathlib.Path, strategy) -> dict:
         with strategy.scope():
-            model = models.build_model(recipe.model, return_corners=True)
+            # one hypothesis: the loss sees only hypothesis 0's corners, so the others would
+            # cost refinement passes for nothing; the saved model gets the preset's hypotheses
+            model = models.build_model(recipe.model, return_corners=True, hypotheses=1)
         if recipe.init_from and training.completed_epochs(output) == 0:
             skipped = transfer_aligner_weights(load_aligner(recipe.init_from), model)
             print(f"initialised from {recipe.init_from}; not transferred: {skipped}")
@@ -131,19 +134,24 @@ def _train(recipe: AlignerRecipe, strategy, model, output: pathlib.Path) -> dict
         strategy=strategy,
     )
     wall = time.time() - start
-    # the trained weights are shared: save the exportable model (without `corners`) instead
+    # save the exportable model: the preset (with its global hypotheses, no `corners`) holding
+    # the trained weights (the hypotheses layers have none, so the weight lists line up)
+    with strategy.scope():
+        exportable = models.build_model(recipe.model)
+    exportable.set_weights(models.aligner_inference_model(model).get_weights())
     if chief:
-        training.save_model_atomic(models.aligner_inference_model(model), output / "model.keras")
+        training.save_model_atomic(exportable, output / "model.keras")
 
-    ## Evaluate on the held-out photos and record what was run
+    ## Evaluate on the held-out photos (the saved model's homography) and record what was run
     errors = []
     for inputs, targets in val:
-        corners = np.asarray(model(inputs, training=False)["corners"], np.float32)[:, -1]
+        homographies = np.asarray(exportable(inputs, training=False)["homography"], np.float64)
+        corners = [map_corners(h, patch) for h in homographies]
         errors.append(np.linalg.norm(corners - targets["corners"].numpy(), axis=-1).mean(-1))
     errors = np.concatenate(errors)
     metrics = {
         "model": recipe.model,
-        "params": int(models.aligner_inference_model(model).count_params()),
+        "params": int(exportable.count_params()),
         "epochs": recipe.epochs,
         "steps": recipe.epochs * recipe.steps_per_epoch,
         "batch_size": recipe.batch_size,

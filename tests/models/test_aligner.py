@@ -177,6 +177,9 @@ def test_one_training_step_on_the_corners(outputs):
         ({"levels": ((8, 0),)}, "radius must be None"),
         ({"levels": ()}, "at least one"),
         ({"widths": (16, 16)}, "widths must hold 4"),
+        ({"hypotheses": 0}, "hypotheses must be a positive integer"),
+        ({"hypotheses": True}, "hypotheses must be a positive integer"),
+        ({"hypotheses": 2, "levels": ((4, 2), (2, 2))}, "needs a global first level"),
     ],
 )
 def test_bad_builder_arguments(kwargs, message):
