@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_attn.models.aligner import _has_dense_flow, _model_image_shape
+from keras_attn.models.aligner_tasks import _has_dense_flow, _model_image_shape
 
 ANY_SIZE_ENDPOINT = "align_any_size"
 

@@ -279,7 +279,7 @@ def test_every_format_loads_and_agrees(tiny_aligner, packaged, aligner_pairs):
 @pytest.fixture(scope="module")
 def refined_runs(photos_dir):
     """The shipped aligner on 20 held-out rho-32 pairs, one pass and refined."""
-    from keras_attn.models.aligner import _overlap_ncc
+    from keras_attn.models.aligner_tasks import _overlap_ncc
 
     model = pretrained.load("aligner_homography")
     held_out = evaluation.held_out_alignment_pairs(
