@@ -10,7 +10,9 @@ and only the features are learned:
    (`CorrelationMatch2D`: cross-attention whose values are positions, i.e. soft-argmax over a
    global cost volume) and estimates a robust shift from the matches (a projective fit to
    coarse matches with many outliers can degenerate); the weights of the matches come from a
-   small confidence head;
+   small confidence head; with `hypotheses=K` the K - 1 strongest other peaks of the shift
+   votes are kept too, every later iteration refines all K, and the one whose warp correlates
+   best with the fixed image wins (`keras_attn.layers.hypotheses`);
 3. each later iteration warps the moving features with the current estimate (`Warp`, as in
    PWC-Net), matches locally on a finer grid and composes the residual homography fitted by
    robust (IRLS) weighted least squares, the DLT solved in-graph (`HomographyUpdate`);
@@ -64,7 +66,7 @@ STRIDES = (2, 4, 8)
 # leaves of a rho-32 perspective change), a narrow one at stride 4 and two at stride 2
 DEFAULT_LEVELS = ((8, None), (4, 6), (4, 3), (2, 2), (2, 2))
 # global hypotheses of the presets: 4 took the held-out rho-32 failures (> 10 px) from 3.0 % to
-# 1.0 % with the shipped weights; 6 and 8 were no better (docs/benchmarks.md, "Aligner")
+# 1.0 % with the shipped weights; 6 and 8 were no better (docs/benchmarks.md, "Global hypotheses")
 GLOBAL_HYPOTHESES = 4
 
 
