@@ -82,3 +82,41 @@ def test_train_aligner_starts_from_another_aligner_and_writes_an_exportable_mode
     assert metrics["val_pairs"] == 5 and np.isfinite(metrics["val_mace_px"])
     trained = keras.saving.load_model(output / "model.keras")
     assert sorted(trained.output) == ["flow", "homography", "warped"]  # exportable, no corners
+
+
+def test_a_preset_with_hypotheses_trains_one_and_saves_them_all(
+    photos_dir, tmp_path, capsys, monkeypatch
+):
+    """Training builds the single-hypothesis model (the loss follows hypothesis 0); the saved
+    model is the preset, with its global hypotheses and the same weights."""
+    import dataclasses
+
+    from keras_attn.models import registry
+
+    spec = registry.get_spec("aligner_tiny")
+    with_hypotheses = dataclasses.replace(spec, defaults={**spec.defaults, "hypotheses": 2})
+    monkeypatch.setitem(registry._REGISTRY, "aligner_tiny", with_hypotheses)
+    built = []
+    original = aligner_recipe.models.build_model
+
+    def recording_build(name, /, **overrides):
+        model = original(name, **overrides)
+        built.append((overrides.get("hypotheses"), model))
+        return model
+
+    monkeypatch.setattr(aligner_recipe.models, "build_model", recording_build)
+    output = tmp_path / "run"
+    argv = [
+        *("train", "aligner", "--model", "aligner_tiny", "--epochs", "1"),
+        *("--steps-per-epoch", "1", "--batch-size", "2", "--val-pairs-per-image", "1"),
+        *("--no-jit", "--data-dir", photos_dir, "--verbose", "0", "--output", output),
+    ]
+    code, _, _ = run(capsys, *argv)
+    assert code == 0
+    trained, exported = built[0][1], built[-1][1]
+    assert built[0][0] == 1 and not any("select" in layer.name for layer in trained.layers)
+    saved = keras.saving.load_model(output / "model.keras")
+    assert any(layer.name == "aligner_tiny_select" for layer in saved.layers)
+    for got, want in zip(saved.get_weights(), trained.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert exported.count_params() == trained.count_params()
