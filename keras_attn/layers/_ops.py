@@ -23,3 +23,16 @@ def l2_normalize(x, *, epsilon: float, axis: int = -1):
     """
     x = ops.cast(x, "float32")
     return x / ops.sqrt(ops.sum(x * x, axis=axis, keepdims=True) + epsilon)
+
+
+def first_argmax(scores):
+    """Index of the first maximum along the last axis, like `ops.argmax`, in TFLite builtins.
+
+    `ops.argmax` on floats maps -0.0 to a tiny negative number first, through a sign-bit test
+    (`BitwiseAnd`) that TFLite has no builtin for. A max, a comparison and a min over the
+    candidate indices give the same index (and treat -0.0 as 0.0, which only matters on ties).
+    """
+    count = ops.shape(scores)[-1]
+    is_max = scores >= ops.max(scores, axis=-1, keepdims=True)
+    indices = ops.arange(count, dtype="int32")
+    return ops.min(ops.where(is_max, indices, count), axis=-1)

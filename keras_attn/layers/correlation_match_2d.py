@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from keras_attn.layers import _checks
-from keras_attn.layers._ops import l2_normalize
+from keras_attn.layers._ops import first_argmax, l2_normalize
 
 # Added to the squared norm of the features: cells with almost no feature response (flat
 # regions, after a ReLU) get cosines near zero, not unit vectors pointing anywhere. The shipped
@@ -128,7 +128,7 @@ class CorrelationMatch2D(keras.layers.Layer):
         and the attention mass there (the confidence)."""
         if self.peak_radius is None:
             return weights, ops.max(weights, axis=-1)
-        best = ops.take(positions, _first_argmax(weights), axis=0)
+        best = ops.take(positions, first_argmax(weights), axis=0)
         # expand_dims, not `[..., None]`: TFLite has no builtin for a strided slice that adds
         # an axis after an ellipsis on a tensor of unknown dims
         distance = ops.max(ops.abs(positions - ops.expand_dims(best, -2)), axis=-1)
@@ -180,16 +180,3 @@ class CorrelationMatch2D(keras.layers.Layer):
             }
         )
         return config
-
-
-def _first_argmax(scores):
-    """Index of the first maximum along the last axis, like `ops.argmax`, in TFLite builtins.
-
-    `ops.argmax` on floats maps -0.0 to a tiny negative number first, through a sign-bit test
-    (`BitwiseAnd`) that TFLite has no builtin for; the scores here are softmax weights (never
-    -0.0), so a max, a comparison and a min over the candidate indices give the same index.
-    """
-    count = ops.shape(scores)[-1]
-    is_max = scores >= ops.max(scores, axis=-1, keepdims=True)
-    indices = ops.arange(count, dtype="int32")
-    return ops.min(ops.where(is_max, indices, count), axis=-1)

@@ -124,6 +124,11 @@ def robust_translation(source, target, weights, iterations=4, scale=0.05):
     for _ in range(iterations):
         residual = ops.sum(ops.square(displacement - shift[:, None]), axis=-1, keepdims=True)
         shift = mean(weights / (1.0 + residual / (scale * scale)))
+    return translation(shift)
+
+
+def translation(shift):
+    """`(B, 2)` shifts `(dx, dy)` -> `(B, 3, 3)` translation homographies."""
     zeros = ops.zeros_like(shift[:, 0])
     ones = ops.ones_like(zeros)
     rows = [ones, zeros, shift[:, 0], zeros, ones, shift[:, 1], zeros, zeros, ones]

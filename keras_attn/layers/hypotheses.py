@@ -25,15 +25,8 @@ from keras import ops
 from keras_attn.layers import _checks
 from keras_attn.layers import homography_ops as hom
 from keras_attn.layers._homography_layer import HomographyLayer
+from keras_attn.layers._ops import first_argmax
 from keras_attn.layers.warp import Warp
-
-
-def _first_argmax(scores):
-    """Index of the first maximum along the last axis in TFLite builtins (see
-    `correlation_match_2d._first_argmax`; inputs here are never -0.0)."""
-    count = ops.shape(scores)[-1]
-    is_max = scores >= ops.max(scores, axis=-1, keepdims=True)
-    return ops.min(ops.where(is_max, ops.arange(count, dtype="int32"), count), axis=-1)
 
 
 def _one_hot(index, count):
@@ -144,8 +137,8 @@ class ShiftHypotheses(HomographyLayer):
         for _ in range(self.hypotheses - 1):
             distance = ops.max(ops.abs(centres[None] - ops.expand_dims(taken, 1)), axis=-1)
             votes = ops.where(distance <= self.suppression + 1e-3, -1.0, votes)
-            best = ops.take(centres, _first_argmax(votes), axis=0)
-            hypotheses.append(_translation(best * to_normalised))
+            best = ops.take(centres, first_argmax(votes), axis=0)
+            hypotheses.append(hom.translation(best * to_normalised))
             taken = best
         return ops.reshape(ops.stack(hypotheses, axis=1), (-1, 3, 3))
 
@@ -163,13 +156,6 @@ class ShiftHypotheses(HomographyLayer):
             }
         )
         return config
-
-
-def _translation(shift):
-    zeros = ops.zeros_like(shift[:, 0])
-    ones = ops.ones_like(zeros)
-    rows = [ones, zeros, shift[:, 0], zeros, ones, shift[:, 1], zeros, zeros, ones]
-    return ops.reshape(ops.stack(rows, axis=-1), (-1, 3, 3))
 
 
 @keras.saving.register_keras_serializable(package="keras_attn")
@@ -297,7 +283,7 @@ class SelectHypothesis(HomographyLayer):
         )
         enough = area >= self.min_overlap * height * width
         scores = ops.reshape(ops.where(enough, ncc, -1.0), (-1, k))
-        choice = _one_hot(_first_argmax(scores), k)
+        choice = _one_hot(first_argmax(scores), k)
         chosen = ops.sum(_group(estimates, k) * choice[:, :, None, None], axis=1)
         if return_scores:
             return chosen, scores
