@@ -51,7 +51,8 @@ CROP = 128
 MIN_VALID = 0.9
 BAD_PX = 3.0
 CV2_METHODS = ("dis", "farneback", "sift_ransac")
-METHODS = ("identity", "dis", "farneback", "tvl1", "sift_ransac", "aligner_homography")
+SHIPPED = ("aligner_homography", "aligner_flow")
+METHODS = ("identity", "dis", "farneback", "tvl1", "sift_ransac", *SHIPPED)
 
 
 # ------------------------------------------------------------------------------------- data
@@ -59,30 +60,17 @@ METHODS = ("identity", "dis", "farneback", "tvl1", "sift_ransac", "aligner_homog
 
 def load_pair(downscale: int = 1):
     """(left, right) grayscale float32 in [0, 1] and the disparity (+inf where invalid),
-    optionally `downscale`d: images by the mean of `downscale x downscale` blocks, disparity by
-    the same block mean (+inf where any pixel of the block is invalid) divided by `downscale`."""
-    from skimage import data
-    from skimage.color import rgb2gray
-    from skimage.transform import downscale_local_mean
+    optionally `downscale`d (`keras_attn.data.stereo.motorcycle_pair`)."""
+    from keras_attn.data.stereo import motorcycle_pair
 
-    left, right, disparity = data.stereo_motorcycle()
-    gray = [rgb2gray(image).astype("float32") for image in (left, right)]
-    disparity = disparity.astype("float32")
-    if downscale > 1:
-        height = disparity.shape[0] // downscale * downscale
-        width = disparity.shape[1] // downscale * downscale
-        block = (downscale, downscale)
-        gray = [downscale_local_mean(g[:height, :width], block).astype("float32") for g in gray]
-        disparity = downscale_local_mean(disparity[:height, :width], block) / downscale
-        disparity = disparity.astype("float32")
-    return gray[0], gray[1], disparity
+    return motorcycle_pair(downscale)
 
 
 def ground_truth_flow(disparity):
     """Left->right flow `(H, W, 2)` = (u, v) = (-d, 0) and its validity mask (finite d > 0)."""
-    valid = np.isfinite(disparity) & (disparity > 0)
-    u = np.where(valid, -disparity, 0.0)
-    return np.stack([u, np.zeros_like(u)], axis=-1).astype("float32"), valid
+    from keras_attn.data.stereo import disparity_flow
+
+    return disparity_flow(disparity)
 
 
 def warp_backward(image, flow):
@@ -201,10 +189,10 @@ def keras_aligner(model):
     return estimate
 
 
-def shipped_aligner():
+def shipped_aligner(name: str = "aligner_homography"):
     from keras_attn import pretrained
 
-    return keras_aligner(pretrained.load("aligner_homography"))
+    return keras_aligner(pretrained.load(name))
 
 
 def file_aligner(path):
@@ -241,7 +229,7 @@ def build_methods(names, model_paths=()):
         "farneback": lambda: farneback,
         "tvl1": lambda: tvl1,
         "sift_ransac": sift_ransac,
-        "aligner_homography": shipped_aligner,
+        **{name: (lambda name=name: shipped_aligner(name)) for name in SHIPPED},
     }
     methods = {name: factories[name]() for name in names}
     for path in model_paths:
@@ -304,6 +292,21 @@ def make_crops(count: int, seed: int, downscale: int = 1):
     return crops, corners
 
 
+def figure(crops, methods: dict, path, index: int | None = None) -> int:
+    """Draws one crop (by default the one whose true disparity varies most) with
+    `keras_attn.viz.plot_flow`: the views, the true and each method's disparity, and the left
+    view over the right one warped by the last method's flow. Returns the crop index."""
+    from keras_attn.viz import plot_flow
+
+    if index is None:
+        index = int(np.argmax([np.std(c[2][..., 0][c[3]]) for c in crops]))
+    left, right, truth, valid, _ = crops[index]
+    flows = {label: estimate(left, right) for label, estimate in methods.items()}
+    warped = np.clip(warp_backward(right, list(flows.values())[-1]), 0, 1)
+    plot_flow(left, right, flows, path, truth=truth, valid=valid, warped=warped)
+    return index
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -322,6 +325,11 @@ def main(argv=None) -> int:
         "4 to 30 px (3 and more leave no 128-px crop with 90 %% ground truth)",
     )
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument(
+        "--figure",
+        help="also draw the crop whose disparity varies most: views, true and estimated "
+        "disparity of every method, and the last method's warped overlay (PNG path)",
+    )
     args = parser.parse_args(argv)
     if args.downscale < 1:
         parser.error(f"--downscale must be at least 1. Received: {args.downscale}")
@@ -345,6 +353,9 @@ def main(argv=None) -> int:
             f"| {label} | {row['mean_epe_px']:.2f} | {row['median_epe_px']:.2f} | "
             f"{row['bad_3px_percent']:.1f} | {row['ms_per_pair']:.1f} |"
         )
+    if args.figure:
+        index = figure(crops, methods, args.figure)
+        print(f"\nwrote {args.figure} (crop {index}, top-left {corners[index]})")
     for label, row in results.items():
         if row["failures"]:
             print(f"\n{label}: {row['failures']} of {len(crops)} crops failed (zero flow)")

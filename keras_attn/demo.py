@@ -137,10 +137,13 @@ def _super_resolution(output: pathlib.Path, name: str, model_card: dict):
 def _alignment(output: pathlib.Path, name: str, model_card: dict):
     from keras_attn import pretrained
     from keras_attn.models import align, warp_image
+    from keras_attn.models.aligner_tasks import has_dense_flow
     from keras_attn.training import evaluation
     from keras_attn.viz import plot_alignment
 
     model = pretrained.load(name)
+    if has_dense_flow(model):
+        return _stereo(output, name, model)
     size, _, channels = model.inputs[0].shape[1:]
     pairs = evaluation.held_out_alignment_pairs(size, channels, pairs_per_image=1, seed=7)
     # the pair cut from the held-out coins photo (one pair per photo, in the split's order):
@@ -170,6 +173,52 @@ def _alignment(output: pathlib.Path, name: str, model_card: dict):
         f"{name}: a held-out pair with corners shifted by up to "
         f"{evaluation.ALIGNMENT_MAX_SHIFT:g} px; corner error {before:.1f} px before, "
         f"{after:.2f} px after"
+    )
+
+
+# A 128x128 crop of the real stereo pair (halved), where the disparity varies most (13 to 30 px):
+# benchmarks/stereo_flow.py's crop 38 of seed 0
+STEREO_DOWNSCALE, STEREO_CROP = 2, (122, 209)
+
+
+def _stereo(output: pathlib.Path, name: str, model):
+    """A dense-flow aligner on a real stereo pair with ground truth: the disparity it finds
+    against the true one and against its own homography's, and the warped overlay."""
+    from keras_attn.data.stereo import disparity_flow, motorcycle_pair
+    from keras_attn.models import warp_image
+    from keras_attn.models.aligner_tasks import homography_flow
+    from keras_attn.viz import plot_flow
+
+    size, _, channels = model.inputs[0].shape[1:]
+    left, right, disparity = motorcycle_pair(STEREO_DOWNSCALE)
+    y, x = STEREO_CROP
+    window = (slice(y, y + size), slice(x, x + size))
+    fixed, moving = left[window], right[window]
+    truth, valid = disparity_flow(disparity[window])
+
+    def batch(image):
+        return np.repeat(image[None, ..., None], channels, axis=-1)
+
+    result = model.predict_on_batch({"moving": batch(moving), "fixed": batch(fixed)})
+    flow = np.asarray(result["flow"][0])
+    planar = homography_flow(np.asarray(result["homography"][0], "float64"), (size, size))
+    flows = {"its homography": planar, name: flow}
+    errors = {k: np.linalg.norm(f - truth, axis=-1)[valid].mean() for k, f in flows.items()}
+    figure = plot_flow(
+        fixed, moving, flows, truth=truth, valid=valid, warped=warp_image(moving, flow)
+    )
+    figure.suptitle(
+        f"{name} on a real stereo pair (Middlebury 'motorcycle' from scikit-image, halved; "
+        f"left = fixed, right = moving): mean end-point error {errors[name]:.2f} px, "
+        f"{errors['its homography']:.2f} px with its homography alone",
+        fontsize=9,
+    )
+    path = output / "stereo_flow.png"
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=80, format="png")
+    return path, (
+        f"{name}: dense flow on a real stereo pair, mean end-point error {errors[name]:.2f} px "
+        f"against the true disparity ({errors['its homography']:.2f} px with its homography alone)"
     )
 
 

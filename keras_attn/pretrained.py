@@ -335,7 +335,8 @@ class Predictor:
     model's one output as float32 numpy. Aligner: `predictor(moving, fixed)` maps two float32
     `(B, H, W, C)` batches of the model's size to a dict of float32 numpy arrays `homography`
     `(B, 3, 3)` (moving->fixed pixels), `flow` `(B, H, W, 2)` and `warped` `(B, H, W, C)`,
-    whichever format it was loaded from.
+    whichever format it was loaded from. `dense_flow`: an aligner whose flow is more than its
+    homography's (`head="flow"`).
     """
 
     predict: Callable[..., np.ndarray | dict[str, np.ndarray]]
@@ -343,6 +344,7 @@ class Predictor:
     input_shape: tuple
     source: str
     card: dict | None = None
+    dense_flow: bool = False
 
     def __call__(self, *batches: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
         return self.predict(*batches)
@@ -357,6 +359,8 @@ def load_predictor(
 ) -> Predictor:
     """A `Predictor` for a shipped model name (any format) or a `.keras` file path; its numpy
     function is the family's `make_predict` (`keras_attn.families`)."""
+    from keras_attn.models.aligner_tasks import has_dense_flow
+
     path = pathlib.Path(name_or_path)
     if path.suffix == ".keras" or "/" in name_or_path or os.sep in name_or_path:
         if format != "keras" or variant is not None:
@@ -366,7 +370,8 @@ def load_predictor(
         model = load_keras_model(path)
         family = families.family_of(model)
         predict = families.get(family).make_predict(model, "keras")
-        return Predictor(predict, family, tuple(model.inputs[0].shape[1:]), str(path))
+        shape = tuple(model.inputs[0].shape[1:])
+        return Predictor(predict, family, shape, str(path), dense_flow=has_dense_flow(model))
 
     model_card = card(name_or_path, root=root)
     family = model_card["family"]
@@ -378,6 +383,7 @@ def load_predictor(
         tuple(model_card["inputs"][0]["shape"][1:]),
         f"{name_or_path} ({format}{'/' + variant if variant else ''})",
         model_card,
+        dense_flow=has_dense_flow(loaded),
     )
 
 

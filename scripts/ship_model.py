@@ -57,6 +57,7 @@ from keras_attn.data import classification, fashion_mnist  # noqa: E402
 from keras_attn.export import TFLiteModel  # noqa: E402
 from keras_attn.models.aligner import FLOW_CONVENTION, HOMOGRAPHY_CONVENTION  # noqa: E402
 from keras_attn.models.aligner_serving import ANY_SIZE_ENDPOINT, aligner_endpoints  # noqa: E402
+from keras_attn.models.aligner_tasks import has_dense_flow  # noqa: E402
 from keras_attn.models.super_resolution import model_scale  # noqa: E402
 from keras_attn.training import evaluation  # noqa: E402
 from keras_attn.utils.model_io import load_keras_model  # noqa: E402
@@ -296,6 +297,10 @@ def plan_classifier(model: keras.Model, args: argparse.Namespace) -> Plan:
 # --------------------------------------------------------------------------- aligner
 
 
+# size (px) of the non-planar residual of the held-out pairs a dense-flow aligner is scored on
+FLOW_DEFORMATION = 8.0
+
+
 def _ms_per_pair(run: Callable, pairs: list) -> float:
     """Median wall time (ms) of `run(moving, fixed)` at batch 1 over `pairs`, after a warm-up."""
     run(pairs[0].moving[None], pairs[0].fixed[None])
@@ -319,6 +324,12 @@ def plan_aligner(model: keras.Model, args: argparse.Namespace) -> Plan:
     keras_ms = _ms_per_pair(
         lambda moving, fixed: model.predict_on_batch({"moving": moving, "fixed": fixed}), pairs
     )
+    dense = has_dense_flow(model)
+    if dense:  # the dense flow against the true flow of held-out pairs with depth
+        flow_pairs = evaluation.held_out_alignment_pairs(
+            height, channels, pairs_per_image=args.pairs_per_image, deformation=FLOW_DEFORMATION
+        )
+        keras_flow = evaluation.evaluate_flow(model, flow_pairs)
 
     def evaluate(folder: pathlib.Path) -> dict:
         """Corner errors and ms/pair of every TFLite file on the same pairs; SavedModel parity."""
@@ -356,6 +367,12 @@ def plan_aligner(model: keras.Model, args: argparse.Namespace) -> Plan:
                 ),
                 "ms_per_pair": _ms_per_pair(run, pairs),
             }
+            if dense:
+                flow = evaluation.evaluate_flow(run, flow_pairs)
+                flow["mean_epe_change_vs_keras_px"] = (
+                    flow["mean_epe_px"] - keras_flow["mean_epe_px"]
+                )
+                results["tflite"][name]["flow"] = flow
         return results
 
     colour = "grayscale" if channels == 1 else "RGB"
@@ -389,13 +406,33 @@ def plan_aligner(model: keras.Model, args: argparse.Namespace) -> Plan:
             ),
         },
     }
+    if dense:
+        metrics["flow"] = {
+            **keras_flow,
+            "deformation_px": FLOW_DEFORMATION,
+            "protocol": (
+                "the same held-out DeTone pairs with a random non-planar residual of up to "
+                f"{FLOW_DEFORMATION:g} px (smooth depth plus an object moved on its own; "
+                "keras_attn.data.alignment.random_deformation, same seed); end-point error "
+                "of the flow output against the true backward flow, pooled over the pixels "
+                "whose true match lies inside the moving image"
+            ),
+        }
     card = {
         "family": "aligner",
-        "task": "image alignment (homography moving -> fixed, backward flow, warped image)",
+        "task": "image alignment (homography moving -> fixed, backward flow, warped image)"
+        if not dense
+        else "image alignment (homography moving -> fixed, dense backward flow, warped image)",
         "description": (
             f"Correlation-matching aligner ({model.name}): siamese CNN features with "
-            "self-attention, a global match then coarse-to-fine homography refinement; "
-            f"{height}x{width} {colour} pairs."
+            "self-attention, a global match then coarse-to-fine homography refinement"
+            + (
+                ", then a dense residual flow (a stride-2 match refined by a context network, "
+                "and a full-resolution correction)"
+                if dense
+                else ""
+            )
+            + f"; {height}x{width} {colour} pairs."
         ),
         "inputs": {
             "moving": {**image, "role": "the image to align (warped onto fixed)"},

@@ -137,3 +137,14 @@ def test_downscaled_pair_keeps_the_ground_truth(benchmark):
     inside = valid & (cols + truth[..., 0] >= 0)
     error = np.abs(benchmark.warp_backward(right, truth) - left)[inside].mean()
     assert error < 0.3 * np.abs(right - left)[inside].mean()
+
+
+def test_figure_draws_the_views_disparities_and_overlay(benchmark, tmp_path, capsys):
+    from PIL import Image
+
+    out = tmp_path / "stereo.png"
+    argv = ["--crops", "2", "--methods", "identity", "dis", "--figure", str(out)]
+    assert benchmark.main(argv) == 0
+    assert f"wrote {out} (crop " in capsys.readouterr().out
+    image = np.asarray(Image.open(out))
+    assert image.shape[1] > 4 * image.shape[0] and image.std() > 10  # a row of panels

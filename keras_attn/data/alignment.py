@@ -35,6 +35,7 @@ class AlignmentConfig:
     channels: int = 1
     photometric: float = 0.0
     pairs_per_image: int = 8
+    deformation: float = 0.0
     eval_short_side: int = 240
     shuffle_buffer: int = 64
     seed: int = 0
@@ -64,6 +65,13 @@ class AlignmentConfig:
         if not isinstance(self.photometric, (int, float)) or not 0 <= self.photometric <= 1:
             raise ValueError(
                 f"photometric must be a number in [0, 1]. Received: {self.photometric!r}"
+            )
+        if not isinstance(self.deformation, (int, float)) or not (
+            0 <= self.deformation <= max(self.max_shift, 1.0)
+        ):
+            raise ValueError(
+                f"deformation must be a number in [0, max(max_shift, 1)]. Received: "
+                f"deformation={self.deformation!r}, max_shift={self.max_shift!r}"
             )
 
     @property
@@ -120,8 +128,35 @@ def photometric_change(image: tf.Tensor, seed: tf.Tensor, strength: float) -> tf
     return tf.clip_by_value(image, 0.0, 1.0)
 
 
+def random_deformation(patch_size: int, seed: tf.Tensor, amplitude: float) -> tf.Tensor:
+    """A random non-planar displacement field `(p, p, 2)` in pixels, at most about `amplitude`.
+
+    A smooth part (a random 4x4 grid of displacements in `[-amplitude, amplitude] / 2`,
+    upsampled bicubically: depth that varies slowly, or a soft deformation) plus, in half the
+    pairs, an elliptical "object" of random size moved by its own shift of up to `amplitude`
+    (a depth discontinuity, as at the edge of a foreground object in a stereo pair).
+    """
+    p = patch_size
+    seeds = tf.random.experimental.stateless_split(seed, num=5)
+    grid = tf.random.stateless_uniform((1, 4, 4, 2), seeds[0], -0.5, 0.5) * amplitude
+    smooth = tf.image.resize(grid, (p, p), method="bicubic")[0]
+    centre = tf.random.stateless_uniform((2,), seeds[1], 0.2 * p, 0.8 * p)
+    radii = tf.random.stateless_uniform((2,), seeds[2], 0.1 * p, 0.35 * p)
+    shift = tf.random.stateless_uniform((2,), seeds[3], -1.0, 1.0) * amplitude
+    xs, ys = tf.meshgrid(tf.range(p, dtype=tf.float32), tf.range(p, dtype=tf.float32))
+    inside = ((xs - centre[0]) / radii[0]) ** 2 + ((ys - centre[1]) / radii[1]) ** 2 <= 1.0
+    with_object = tf.random.stateless_uniform((), seeds[4]) < 0.5
+    layer = tf.where((inside & with_object)[..., None], shift, tf.zeros_like(shift))
+    return smooth + layer
+
+
 def make_pair(image: tf.Tensor, seed: tf.Tensor, config: AlignmentConfig):
-    """One DeTone pair from a float `(H, W, C)` photo whose sides are >= `config.min_side`."""
+    """One DeTone pair from a float `(H, W, C)` photo whose sides are >= `config.min_side`.
+
+    With `config.deformation > 0` the fixed image is also resampled through a random
+    non-planar displacement (`random_deformation`), so the pair is related by the homography
+    plus a dense residual; the targets' `flow` is the exact backward flow either way.
+    """
     p = config.patch_size
     rho = float(config.max_shift)
     seeds = tf.random.experimental.stateless_split(seed, num=5)
@@ -133,16 +168,32 @@ def make_pair(image: tf.Tensor, seed: tf.Tensor, config: AlignmentConfig):
     corners = patch_corners(p) + shifts
     homography = corners_to_homography(corners, p)
 
-    fixed = image[oy : oy + p, ox : ox + p]
     xs, ys = tf.meshgrid(tf.range(p, dtype=tf.float32), tf.range(p, dtype=tf.float32))
-    points = tf.stack([xs, ys, tf.ones_like(xs)], axis=-1) @ tf.transpose(homography)
+    grid = tf.stack([xs, ys], axis=-1)
+    points = tf.concat([grid, tf.ones_like(xs)[..., None]], axis=-1) @ tf.transpose(homography)
     offset = tf.cast(tf.stack([ox, oy]), tf.float32)
     moving = sample_bilinear(image, points[..., :2] / points[..., 2:] + offset)
+    # fixed pixel x shows the photo at x + d(x) (d = 0 for a plane), which the moving image
+    # shows at H^-1 (x + d(x)): the backward flow is that minus x
+    if config.deformation > 0:
+        deformation_seed = tf.random.experimental.stateless_fold_in(seed, 5)
+        source = grid + random_deformation(p, deformation_seed, config.deformation)
+        fixed = sample_bilinear(image, source + offset)
+    else:
+        source = grid
+        fixed = image[oy : oy + p, ox : ox + p]
+    back = tf.concat([source, tf.ones_like(xs)[..., None]], axis=-1) @ tf.transpose(
+        tf.linalg.inv(homography)
+    )
+    flow = back[..., :2] / back[..., 2:] - grid
+    seen = (back[..., :2] / back[..., 2:] >= 0.0) & (back[..., :2] / back[..., 2:] <= p - 1.0)
+    visible = tf.cast(tf.reduce_all(seen, axis=-1, keepdims=True), tf.float32)
     fixed = photometric_change(fixed, seeds[3], config.photometric)
     moving = photometric_change(moving, seeds[4], config.photometric)
     fixed = tf.ensure_shape(fixed, (p, p, config.channels))
     moving = tf.ensure_shape(moving, (p, p, config.channels))
-    return {"moving": moving, "fixed": fixed}, {"homography": homography, "corners": corners}
+    targets = {"homography": homography, "corners": corners, "flow": flow, "visible": visible}
+    return {"moving": moving, "fixed": fixed}, targets
 
 
 def _resize_short_side(image: tf.Tensor, short_side: tf.Tensor) -> tf.Tensor:
@@ -163,10 +214,11 @@ def alignment_dataset(
     channels: int = 1,
     photometric: float = 0.0,
     pairs_per_image: int = 8,
+    deformation: float = 0.0,
     data_dir: str | None = None,
     seed: int = 0,
 ) -> tf.data.Dataset:
-    """Batches of `({"moving", "fixed"}, {"homography", "corners"})` DeTone pairs.
+    """Batches of `({"moving", "fixed"}, {"homography", "corners", "flow", "visible"})` pairs.
 
     Args:
         name: any tfds image dataset (`"coco/2017"`, `"div2k/bicubic_x2"` takes `hr`), or
@@ -183,12 +235,17 @@ def alignment_dataset(
         photometric: strength in [0, 1] of independent random gain/bias/gamma/noise changes
             of the two images (0: none).
         pairs_per_image: pairs drawn from each (rescaled) photo.
+        deformation: 0 (default: the pair is related by the homography alone) or the size in
+            pixels of a random non-planar residual (`random_deformation`: smooth depth plus an
+            object moved on its own), for training and testing dense-flow aligners.
         data_dir: tfds data directory.
         seed: seed of every random choice.
 
     Returns:
         A `tf.data.Dataset` of `(inputs, targets)`: `moving`/`fixed` `(B, p, p, channels)`
-        float32 in [0, 1]; `homography` `(B, 3, 3)` moving->fixed, `corners` `(B, 4, 2)`.
+        float32 in [0, 1]; `homography` `(B, 3, 3)` moving->fixed, `corners` `(B, 4, 2)`;
+        `flow` `(B, p, p, 2)` the exact backward flow on the fixed grid (the models' `flow`
+        convention), `visible` `(B, p, p, 1)` 1 where that flow lands inside the moving image.
     """
     config = AlignmentConfig(
         patch_size,
@@ -198,6 +255,7 @@ def alignment_dataset(
         channels,
         float(photometric),
         pairs_per_image,
+        float(deformation),
         seed=seed,
     )
     images = load_images(name, split, data_dir).cache()

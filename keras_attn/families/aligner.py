@@ -107,11 +107,14 @@ def _check_aligner_inputs(paths: list) -> None:
 
 
 def _predict_aligner(predictor, inputs, images: dict, output, *, refine=False, **_) -> None:
-    """Aligns MOVING onto FIXED: `<moving-stem>_warped.png` and `<moving-stem>_homography.json`."""
+    """Aligns MOVING onto FIXED: `<moving-stem>_warped.png` and `<moving-stem>_homography.json`,
+    and for a dense-flow aligner also `<moving-stem>_flow.npy` (float32 `(H, W, 2)` on the fixed
+    grid; a homography aligner's flow is the homography's, see the JSON's convention)."""
     import numpy as np
 
     from keras_attn._io import atomic_path
-    from keras_attn.models.aligner import HOMOGRAPHY_CONVENTION, align
+    from keras_attn.models.aligner import FLOW_CONVENTION, HOMOGRAPHY_CONVENTION, align
+    from keras_attn.models.aligner_tasks import has_dense_flow
     from keras_attn.utils.images import write_png
 
     _check_aligner_inputs(inputs)
@@ -129,9 +132,18 @@ def _predict_aligner(predictor, inputs, images: dict, output, *, refine=False, *
         "homography": result["homography"].astype("float64").tolist(),
         "convention": HOMOGRAPHY_CONVENTION,
     }
+    written = [output / f"{stem}_warped.png"]
+    if has_dense_flow(predictor):
+        flow_path = output / f"{stem}_flow.npy"
+        with atomic_path(flow_path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, result["flow"].astype("float32"))
+        record.update(flow=flow_path.name, flow_convention=FLOW_CONVENTION)
+        written.append(flow_path)
     target = output / f"{stem}_homography.json"
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(record, indent=1) + "\n")
+    written.append(target)
     height, width = images[moving_path].shape[:2]
     corners = np.array(
         [[0, 0, 1], [width - 1, 0, 1], [0, height - 1, 1], [width - 1, height - 1, 1]]
@@ -141,7 +153,7 @@ def _predict_aligner(predictor, inputs, images: dict, output, *, refine=False, *
     matrix = np.array2string(result["homography"], precision=3, suppress_small=True, separator=",")
     print(
         f"{moving_path} -> {fixed_path}: homography {' '.join(matrix.split())} (corners move "
-        f"{shift:.1f} px on average); wrote {output / f'{stem}_warped.png'} and {target}"
+        f"{shift:.1f} px on average); wrote {', '.join(str(path) for path in written)}"
     )
 
 

@@ -17,8 +17,9 @@ and only the features are learned:
    PWC-Net), matches locally on a finer grid and composes the residual homography fitted by
    robust (IRLS) weighted least squares, the DLT solved in-graph (`HomographyUpdate`);
 4. outputs: `homography` (moving->fixed pixels, OpenCV's convention), the backward `flow` it implies
-   on the fixed grid, and the `warped` moving image. With `head="flow"` the flow gets a final dense
-   residual from one more local match at stride 2, for scenes that are not one plane.
+   on the fixed grid, and the `warped` moving image. With `head="flow"` the flow gets a dense
+   residual, for scenes that are not one plane: one more local match at stride 2 refined by a
+   dilated context network, then a full-resolution correction (`_flow_head`).
 
 Every op converts to TFLite builtins.
 """
@@ -133,6 +134,59 @@ def _confidence(features, mass, name):
     x = keras.layers.Conv2D(16, 1, activation="relu", name=f"{name}_hidden")(x)
     gate = keras.layers.Conv2D(1, 1, activation="sigmoid", name=f"{name}_gate", dtype="float32")(x)
     return keras.layers.Multiply(name=f"{name}_weight", dtype="float32")([gate, mass])
+
+
+def _dilated(x, filters, dilation, name, activation="relu"):
+    return keras.layers.Conv2D(
+        filters, 3, padding="same", dilation_rate=dilation, activation=activation, name=name
+    )(x)
+
+
+def _residual_out(x, name):
+    """The 2-channel residual flow of a refinement stack, zero at initialisation."""
+    return keras.layers.Conv2D(
+        2, 3, padding="same", kernel_initializer="zeros", name=name, dtype="float32"
+    )(x)
+
+
+def _flow_head(estimate, flow, fixed_features, moving_features, moving, fixed, name):
+    """Dense residual flow on top of the homography's (`head="flow"`), in two steps.
+
+    1. stride 2: warp the moving stride-2 features by the homography, match every cell locally
+       (+-4 cells = +-8 px), and refine the matches with a dilated context network (PWC-Net's
+       refinement, receptive field +-15 cells) that sees the fixed features, the raw match and
+       its confidence, so flat or occluded cells take their flow from their neighbours;
+    2. full resolution: warp the moving image by that flow and let a small network correct
+       the rest from the two standardised images, their difference and the flow so far.
+    Both final convolutions start at zero, so an untrained head returns the homography's flow.
+    """
+    size = tuple(moving.shape[1:3])
+    cells = HomographyFlow(size, 2, name=f"{name}_flow_cells")(estimate)
+    resampled = Warp(fill_mode="nearest", name=f"{name}_flow_warp")([moving_features, cells])
+    match, mass = CorrelationMatch2D(4, name=f"{name}_flow_match")(fixed_features, resampled)
+    x = keras.layers.Concatenate(name=f"{name}_flow_context_in")([fixed_features, match, mass])
+    for i, (filters, dilation) in enumerate(((32, 1), (32, 2), (32, 4), (32, 8), (16, 1))):
+        x = _dilated(x, filters, dilation, f"{name}_flow_context{i}")
+    refined = _residual_out(x, f"{name}_flow_context_out")
+    residual = keras.layers.Add(name=f"{name}_flow_stride2")([match, refined])
+    residual = BilinearUpsampling2D(2, name=f"{name}_flow_upsample")(residual)
+    residual = keras.layers.Rescaling(2.0, name=f"{name}_flow_to_pixels")(residual)
+    coarse = keras.layers.Add(name=f"{name}_flow_coarse")([flow, residual])
+
+    warped = Warp(fill_mode="nearest", name=f"{name}_flow_fine_warp")([moving, coarse])
+    standardise = keras.layers.GroupNormalization(
+        groups=1, center=False, scale=False, name=f"{name}_flow_fine_norm"
+    )
+    fixed_std, warped_std = standardise(fixed), standardise(warped)
+    difference = keras.layers.Subtract(name=f"{name}_flow_fine_diff")([fixed_std, warped_std])
+    scaled = keras.layers.Rescaling(0.125, name=f"{name}_flow_fine_scale")(residual)
+    x = keras.layers.Concatenate(name=f"{name}_flow_fine_in")(
+        [fixed_std, warped_std, difference, scaled]
+    )
+    for i, (filters, dilation) in enumerate(((16, 1), (16, 2), (16, 1))):
+        x = _dilated(x, filters, dilation, f"{name}_flow_fine{i}")
+    fine = _residual_out(x, f"{name}_flow_fine_out")
+    return keras.layers.Add(name=f"{name}_flow")([coarse, fine])
 
 
 def aligner(
@@ -258,12 +312,9 @@ def aligner(
     # heads
     flow = HomographyFlow(size, name=f"{name}_homography_flow")(estimate)
     if head == "flow":
-        cells = HomographyFlow(size, 2, name=f"{name}_flow_cells")(estimate)
-        resampled = Warp(fill_mode="nearest", name=f"{name}_flow_warp")([moving_features[2], cells])
-        residual, _ = CorrelationMatch2D(2, name=f"{name}_flow_match")(fixed_features[2], resampled)
-        residual = BilinearUpsampling2D(2, name=f"{name}_flow_upsample")(residual)
-        residual = keras.layers.Rescaling(2.0, name=f"{name}_flow_to_pixels")(residual)
-        flow = keras.layers.Add(name=f"{name}_flow")([flow, residual])
+        flow = _flow_head(
+            estimate, flow, fixed_features[2], moving_features[2], moving, fixed, name
+        )
     warped = Warp(fill_mode="constant", name=f"{name}_warped")([moving, flow])
     outputs = {
         "homography": keras.layers.Identity(name=f"{name}_homography")(homography),
@@ -300,7 +351,8 @@ register_model(
     "aligner_flow",
     "aligner",
     aligner,
-    "as aligner_homography, plus a dense residual flow from one more stride-2 match",
+    "as aligner_homography, plus a dense residual flow (stride-2 match + context network, "
+    "full-resolution correction)",
     head="flow",
     hypotheses=GLOBAL_HYPOTHESES,
 )

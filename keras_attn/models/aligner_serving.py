@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_attn.models.aligner_tasks import _has_dense_flow, _model_image_shape
+from keras_attn.models.aligner_tasks import _model_image_shape, has_dense_flow
 
 ANY_SIZE_ENDPOINT = "align_any_size"
 
@@ -29,7 +29,7 @@ def aligner_endpoints(model: keras.Model) -> dict:
     import tensorflow as tf
 
     height, width, channels = _model_image_shape(model)
-    dense = _has_dense_flow(model)
+    dense = has_dense_flow(model)
     spec = [
         tf.TensorSpec((None, None, None, channels), tf.float32, name="moving"),
         tf.TensorSpec((None, None, None, channels), tf.float32, name="fixed"),

@@ -108,7 +108,9 @@ def align(model, moving, fixed, *, refine: bool = False) -> dict:
             }
             if score["composed"] > score["first"]:
                 small = composed
-                result["flow"] = homography_flow(composed, working).astype(result["flow"].dtype)
+                if not has_dense_flow(model):  # a dense flow keeps its own residual
+                    flow = homography_flow(composed, working)
+                    result["flow"] = flow.astype(result["flow"].dtype)
     to_moving = resize_matrix(full["moving"].shape[:2], working)
     to_fixed = resize_matrix(full["fixed"].shape[:2], working)
     homography = np.linalg.inv(to_fixed) @ small @ to_moving
@@ -116,7 +118,7 @@ def align(model, moving, fixed, *, refine: bool = False) -> dict:
     fixed_shape = full["fixed"].shape[:2]
     if originals["moving"].shape[:2] == fixed_shape == working:
         flow = result["flow"]
-    elif _has_dense_flow(model):
+    elif has_dense_flow(model):
         flow = _flow_to_full(result["flow"], to_moving, to_fixed, fixed_shape)
     else:
         flow = homography_flow(homography, fixed_shape).astype("float32")
@@ -127,10 +129,12 @@ def align(model, moving, fixed, *, refine: bool = False) -> dict:
     }
 
 
-def _has_dense_flow(model) -> bool:
+def has_dense_flow(model) -> bool:
     """Whether the aligner's flow is more than its homography's (the `head="flow"` models)."""
     if isinstance(model, keras.Model):
         return any(layer.name.endswith("_flow_match") for layer in model.layers)
+    if getattr(model, "dense_flow", False):  # a keras_attn.pretrained.Predictor
+        return True
     card = getattr(model, "card", None) or {}
     return card.get("architecture") == "aligner_flow"
 

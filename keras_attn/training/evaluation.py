@@ -233,6 +233,8 @@ class AlignmentPair(NamedTuple):
     fixed: np.ndarray
     homography: np.ndarray
     corners: np.ndarray
+    flow: np.ndarray | None = None  # (p, p, 2) the true backward flow on the fixed grid
+    visible: np.ndarray | None = None  # (p, p) True where that flow lands inside moving
 
 
 def held_out_alignment_pairs(
@@ -244,12 +246,14 @@ def held_out_alignment_pairs(
     pairs_per_image: int = ALIGNMENT_PAIRS_PER_IMAGE,
     max_shift: float = ALIGNMENT_MAX_SHIFT,
     photometric: float = 0.0,
+    deformation: float = 0.0,
     seed: int = ALIGNMENT_SEED,
     data_dir: str | None = None,
 ) -> list[AlignmentPair]:
     """The fixed DeTone pairs of a held-out split: every photo rescaled to a 240-pixel short
     side, `pairs_per_image` pairs cut from each with corner shifts up to `max_shift` px
-    (`keras_attn.data.alignment_dataset(..., training=False)`: the same pairs on every call).
+    (`keras_attn.data.alignment_dataset(..., training=False)`: the same pairs on every call),
+    with a non-planar residual of `deformation` px if given, and their true flow.
     Pairs are named `"<split>[<photo index>]#<pair index>"`."""
     pairs = data.alignment_dataset(
         dataset,
@@ -261,6 +265,7 @@ def held_out_alignment_pairs(
         channels=channels,
         photometric=photometric,
         pairs_per_image=pairs_per_image,
+        deformation=deformation,
         data_dir=data_dir,
         seed=seed,
     )
@@ -273,6 +278,8 @@ def held_out_alignment_pairs(
                 inputs["fixed"][0],
                 targets["homography"][0],
                 targets["corners"][0],
+                targets["flow"][0],
+                targets["visible"][0, ..., 0] > 0.5,
             )
         )
     if not held_out:
@@ -409,3 +416,32 @@ def calibration_data(
         input_shape, count=count, data_dir=data_dir, seed=seed, dataset=dataset
     )
     return lambda: samples
+
+
+def evaluate_flow(run, pairs: list[AlignmentPair], batch_size: int = 8) -> dict:
+    """End-point errors (px) of a dense flow against the pairs' true flow, pooled over the
+    pixels whose true match lies inside the moving image: `mean_epe_px`, `median_epe_px`,
+    `bad_3px_percent` (share of those pixels off by more than 3 px).
+
+    `run` is a `keras.Model` or `run(moving, fixed) -> {"flow": (B, H, W, 2), ...}`.
+    """
+    if isinstance(run, keras.Model):
+        model = run
+
+        def run(moving, fixed):
+            return model.predict_on_batch({"moving": moving, "fixed": fixed})
+
+    errors = []
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start : start + batch_size]
+        outputs = run(np.stack([p.moving for p in chunk]), np.stack([p.fixed for p in chunk]))
+        flows = np.asarray(outputs["flow"], "float64")
+        for pair, flow in zip(chunk, flows, strict=True):
+            errors.append(np.linalg.norm(flow - pair.flow, axis=-1)[pair.visible])
+    errors = np.concatenate(errors)
+    return {
+        "mean_epe_px": float(errors.mean()),
+        "median_epe_px": float(np.median(errors)),
+        "bad_3px_percent": float((errors > 3.0).mean() * 100),
+        "pixels": int(errors.size),
+    }

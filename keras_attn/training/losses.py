@@ -226,3 +226,86 @@ class FlowSmoothness(keras.losses.Loss):
         dy = flow[:, 1:] - flow[:, :-1]
         dx = flow[:, :, 1:] - flow[:, :, :-1]
         return ops.mean(ops.square(dy), axis=(1, 2, 3)) + ops.mean(ops.square(dx), axis=(1, 2, 3))
+
+
+def _end_point_errors(y_true, y_pred, epsilon: float = 0.0, max_error: float | None = None):
+    """Per-pair mean end-point error over the visible pixels (each capped at `max_error`).
+
+    `y_true` `(B, H, W, 3)`: the true flow `(u, v)` and a visibility mask (1 where the true
+    correspondence lies inside the moving image); `y_pred` `(B, H, W, 2)`: the flow.
+    """
+    y_true = ops.cast(y_true, "float32")
+    difference = ops.cast(y_pred, "float32") - y_true[..., :2]
+    distance = ops.sqrt(ops.sum(difference * difference, axis=-1) + epsilon * epsilon)
+    if max_error is not None:
+        distance = ops.minimum(distance, max_error)
+    visible = y_true[..., 2]
+    count = ops.sum(visible, axis=(1, 2))
+    return ops.sum(distance * visible, axis=(1, 2)) / ops.maximum(count, 1.0)
+
+
+@keras.saving.register_keras_serializable(package="keras_attn")
+class FlowEndPointLoss(keras.losses.Loss):
+    """Supervised dense-flow loss: the mean end-point error (Charbonnier-smoothed) over the
+    pixels whose true correspondence lies inside the moving image, each pixel's error capped
+    at `max_error` px (pixels beyond it, e.g. where the global stage failed, give no gradient).
+
+    Call arguments:
+        y_true: `(B, H, W, 3)`: true flow `(u, v)` and visibility (`alignment_dataset`'s `flow`
+            and `visible`, concatenated).
+        y_pred: `(B, H, W, 2)` flow.
+    """
+
+    def __init__(
+        self,
+        epsilon: float = 0.01,
+        max_error: float | None = 20.0,
+        reduction="sum_over_batch_size",
+        name="flow_epe",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.epsilon = float(epsilon)
+        self.max_error = None if max_error is None else float(max_error)
+
+    def call(self, y_true, y_pred):
+        return _end_point_errors(y_true, y_pred, self.epsilon, self.max_error)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"epsilon": self.epsilon, "max_error": self.max_error})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_attn")
+class PhotometricFlowLoss(keras.losses.Loss):
+    """Unsupervised dense-flow loss for pairs without a true flow: `1 - local NCC(fixed,
+    warped) + smoothness * FlowSmoothness(flow)` (VoxelMorph's loss).
+
+    Call arguments:
+        y_true: `(B, H, W, C)` fixed images.
+        y_pred: `(B, H, W, C + 2)`: the warped moving images, then the flow.
+    """
+
+    def __init__(
+        self,
+        window: int = 9,
+        smoothness: float = 0.01,
+        reduction="sum_over_batch_size",
+        name="photometric_flow",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.ncc = NCCLoss(window, reduction=None)
+        self.smooth = FlowSmoothness(reduction=None)
+        self.window, self.smoothness = window, float(smoothness)
+
+    def call(self, y_true, y_pred):
+        channels = y_pred.shape[-1] - 2
+        warped, flow = y_pred[..., :channels], y_pred[..., channels:]
+        return self.ncc.call(y_true, warped) + self.smoothness * self.smooth.call(None, flow)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"window": self.window, "smoothness": self.smoothness})
+        return config

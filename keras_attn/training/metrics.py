@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_attn.training.losses import _corner_distances
+from keras_attn.training.losses import _corner_distances, _end_point_errors
 
 _SSIM_WINDOW = 11
 _SSIM_SIGMA = 1.5
@@ -261,6 +261,23 @@ class MeanCornerError(keras.metrics.Mean):
         if len(y_pred.shape) == 4:
             y_pred = y_pred[:, -1]
         per_pair = ops.mean(_corner_distances(y_true, y_pred), axis=-1)
+        return super().update_state(per_pair, sample_weight=sample_weight)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
+
+class EndPointError(keras.metrics.Mean):
+    """Mean end-point error in pixels of a dense flow over the visible pixels.
+
+    Call arguments: as `keras_attn.training.losses.FlowEndPointLoss`.
+    """
+
+    def __init__(self, name: str = "epe", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        per_pair = _end_point_errors(y_true, y_pred)
         return super().update_state(per_pair, sample_weight=sample_weight)
 
     def get_config(self):

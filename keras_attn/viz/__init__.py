@@ -1,6 +1,7 @@
 """keras_attn.viz: attention maps, Grad-CAM and figures (matplotlib, imported when plotting)."""
 
 from keras_attn.viz.attention import attention_maps
+from keras_attn.viz.flow import plot_flow
 from keras_attn.viz.grad_cam import grad_cam
 from keras_attn.viz.plots import (
     checkerboard,
@@ -15,5 +16,6 @@ __all__ = [
     "grad_cam",
     "plot_alignment",
     "plot_attention",
+    "plot_flow",
     "plot_super_resolution",
 ]

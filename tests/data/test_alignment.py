@@ -230,3 +230,61 @@ def test_named_tfds_dataset_with_mock_data_upsamples_small_images(training):
         targets["homography"].numpy().astype("float64"), targets["corners"].numpy(), strict=True
     ):
         np.testing.assert_allclose(apply_np(matrix, patch_corners()), corners, atol=1e-3)
+
+
+@pytest.mark.parametrize("deformation", [0.0, 6.0])
+def test_the_true_flow_warps_moving_onto_fixed(deformation, photos_dir):
+    """`flow` is the exact backward flow: moving sampled at x + flow(x) is fixed(x), with or
+    without the non-planar residual; a flow off by 1.5 px is far worse."""
+    from keras_attn.layers import Warp
+
+    settings = {"patch_size": PATCH, "max_shift": SHIFT, "batch_size": 10, "training": False}
+    dataset = data.alignment_dataset(
+        "bundled_photos",
+        "validation",
+        **settings,
+        pairs_per_image=2,
+        deformation=deformation,
+        data_dir=photos_dir,
+    )
+    inputs, targets = next(iter(dataset))
+    flow, visible = targets["flow"].numpy(), targets["visible"].numpy()
+    assert flow.shape == (10, PATCH, PATCH, 2) and visible.shape == (10, PATCH, PATCH, 1)
+    assert set(np.unique(visible)) <= {0.0, 1.0} and visible.mean() > 0.5
+
+    def error(candidate):
+        warped = Warp(fill_mode="constant")([inputs["moving"], candidate]).numpy()
+        inner = (slice(None), slice(2, -2), slice(2, -2))
+        difference = np.abs(warped - inputs["fixed"].numpy()) * visible
+        return difference[inner].sum() / visible[inner].sum()
+
+    assert error(flow) < 0.02 and error(flow + 1.5) > 2.5 * error(flow)
+    # in the fixed frame the residual is the deformation d: H(x + flow(x)) = x + d(x)
+    grid = np.stack(np.meshgrid(np.arange(PATCH), np.arange(PATCH)), axis=-1).reshape(-1, 2)
+    residual = np.stack(
+        [
+            np.linalg.norm(apply_np(h.astype("float64"), grid + f.reshape(-1, 2)) - grid, axis=-1)
+            for h, f in zip(targets["homography"].numpy(), flow, strict=True)
+        ]
+    )
+    if deformation:  # smooth part <= amplitude / 2 per axis, the object's shift <= amplitude
+        assert 0.5 < residual.mean() and residual.max() <= 1.5 * np.sqrt(2) * deformation
+    else:
+        assert residual.max() < 1e-2
+
+
+def test_without_deformation_the_pairs_are_unchanged(photos_dir):
+    """`deformation=0` (the default) draws the same pairs as before it existed: the fixed image
+    is an exact crop of the photo."""
+    plain, _ = validation_pairs(photos_dir)
+    zero, _ = validation_pairs(photos_dir, deformation=0.0)
+    np.testing.assert_array_equal(plain["fixed"], zero["fixed"])
+    deformed, _ = validation_pairs(photos_dir, deformation=4.0)
+    np.testing.assert_array_equal(plain["moving"], deformed["moving"])
+    assert np.abs(plain["fixed"] - deformed["fixed"]).mean() > 1e-3
+
+
+@pytest.mark.parametrize("deformation", [-1.0, 40.0])
+def test_deformation_out_of_range_is_rejected(deformation):
+    with pytest.raises(ValueError, match=r"deformation must be a number in \[0, max\(max_shift"):
+        AlignmentConfig(PATCH, SHIFT, deformation=deformation)

@@ -13,6 +13,7 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_attn import cli, data, models, pretrained
+from keras_attn.models.aligner import warp_image
 from keras_attn.training import evaluation
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -82,7 +83,8 @@ def test_cli_predict_writes_warped_png_and_homography(
     code, out, _ = run(
         capsys, "predict", path, moving, fixed, "--output", tmp_path / "out", *refine
     )
-    assert code == 0 and out.count("wrote") == 1 and "_warped.png and" in out
+    assert code == 0 and out.count("wrote") == 1 and "_warped.png, " in out
+    assert not (tmp_path / "out" / "cat_moving_flow.npy").exists()  # a homography's flow
     warped = np.asarray(Image.open(tmp_path / "out" / "cat_moving_warped.png"))
     assert warped.shape == (SIZE, SIZE, 3) and warped.dtype == np.uint8  # moving's channels
     assert warped.std() > 5  # an image, not a blank
@@ -93,6 +95,28 @@ def test_cli_predict_writes_warped_png_and_homography(
     assert record["moving"] == str(moving) and record["fixed"] == str(fixed)
     assert "MOVING pixel coordinates to FIXED" in record["convention"]
     assert record["moving_size"] == record["fixed_size"] == record["working_size"] == [SIZE, SIZE]
+
+
+def test_cli_predict_of_a_dense_flow_aligner_also_writes_its_flow(image_pair, tmp_path, capsys):
+    from keras_attn.models import aligner
+
+    keras.utils.set_random_seed(3)
+    model = aligner((SIZE, SIZE, 1), head="flow", widths=(8, 8, 8, 8), levels=((8, None), (2, 2)))
+    model.save(tmp_path / "dense.keras")
+    moving, fixed = image_pair
+    out_dir = tmp_path / "out"
+    code, out, _ = run(
+        capsys, "predict", tmp_path / "dense.keras", moving, fixed, "--output", out_dir
+    )
+    assert code == 0 and "cat_moving_flow.npy" in out
+    flow = np.load(out_dir / "cat_moving_flow.npy")
+    assert flow.shape == (SIZE, SIZE, 2) and flow.dtype == np.float32 and np.isfinite(flow).all()
+    record = json.loads((out_dir / "cat_moving_homography.json").read_text())
+    assert record["flow"] == "cat_moving_flow.npy" and "FIXED grid" in record["flow_convention"]
+    # the warped image is moving resampled by that flow
+    warped = np.asarray(Image.open(out_dir / "cat_moving_warped.png"))
+    expected = warp_image(np.asarray(Image.open(moving)), flow)
+    assert np.abs(warped.astype(int) - expected.astype(int)).max() <= 1
 
 
 @pytest.mark.parametrize(

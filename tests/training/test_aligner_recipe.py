@@ -120,3 +120,63 @@ def test_a_preset_with_hypotheses_trains_one_and_saves_them_all(
     for got, want in zip(saved.get_weights(), trained.get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)
     assert exported.count_params() == trained.count_params()
+
+
+@pytest.fixture
+def tiny_flow_preset(monkeypatch):
+    """`aligner_tiny` with the dense-flow head, registered for this test only."""
+    import dataclasses
+
+    from keras_attn.models import registry
+
+    spec = registry.get_spec("aligner_tiny")
+    flow = dataclasses.replace(spec, defaults={**spec.defaults, "head": "flow"})
+    monkeypatch.setitem(registry._REGISTRY, "aligner_tiny", flow)
+
+
+@pytest.mark.parametrize("flow_loss", ["supervised", "photometric"])
+def test_a_flow_aligner_started_from_a_homography_aligner_trains_only_its_flow_head(
+    flow_loss, tiny_flow_preset, tiny_aligner, photos_dir, tmp_path, capsys
+):
+    source_model, source = tiny_aligner
+    output = tmp_path / "run"
+    argv = [
+        *("train", "aligner", "--model", "aligner_tiny", "--epochs", "1"),
+        *("--steps-per-epoch", "3", "--batch-size", "2", "--val-pairs-per-image", "1"),
+        *("--no-jit", "--data-dir", photos_dir, "--verbose", "0", "--deformation", "4"),
+        *("--flow-loss", flow_loss, "--learning-rate", "0.01"),
+        *("--init-from", source, "--output", output),
+    ]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and "not transferred: ['aligner_tiny_flow_match'" in out
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["flow_loss"] == flow_loss and metrics["deformation"] == 4.0
+    assert metrics["train_homography"] is False and np.isfinite(metrics["val_flow_epe_px"])
+    trained = keras.saving.load_model(output / "model.keras")
+    assert sorted(trained.output) == ["flow", "homography", "warped"]
+    changed = set()
+    for layer in trained.layers:
+        if not layer.weights:
+            continue
+        before = (
+            source_model.get_layer(layer.name)
+            if layer.name in {s.name for s in source_model.layers}
+            else None
+        )
+        if before is None:
+            changed.add(layer.name)
+            continue
+        for got, want in zip(layer.get_weights(), before.get_weights(), strict=True):
+            if not np.array_equal(got, want):
+                changed.add(layer.name)
+    # the homography stage (encoder, iterations) is the source's, bit for bit
+    assert changed and all(name.startswith("aligner_tiny_flow") for name in changed)
+    head = trained.get_layer("aligner_tiny_flow_context_out").get_weights()[0]
+    assert np.abs(head).max() > 0  # started at zero, trained
+
+
+def test_flow_settings_are_checked():
+    with pytest.raises(ValueError, match=r"--flow-loss must be 'supervised' or 'photometric'"):
+        AlignerRecipe(output="x", flow_loss="l2")
+    with pytest.raises(ValueError, match=r"--deformation must be in \[0, max\(--max-shift, 1\)\]"):
+        AlignerRecipe(output="x", deformation=50.0)

@@ -186,3 +186,59 @@ def test_flow_smoothness_config_round_trip():
     clone = keras.losses.deserialize(keras.losses.serialize(loss))
     assert isinstance(clone, FlowSmoothness) and clone.get_config() == loss.get_config()
     assert clone.name == "smooth"
+
+
+# --------------------------------------------------------------------------- dense flow
+
+
+def flow_target(flow, visible):
+    return np.concatenate([flow, visible], axis=-1).astype("float32")
+
+
+def test_flow_end_point_loss_and_metric_average_over_visible_pixels_only():
+    from keras_attn.training.losses import FlowEndPointLoss
+    from keras_attn.training.metrics import EndPointError
+
+    truth = np.zeros((2, 4, 4, 2), "float32")
+    visible = np.ones((2, 4, 4, 1), "float32")
+    visible[1, :2] = 0.0  # the top half of pair 1 has no true match
+    predicted = np.zeros_like(truth)
+    predicted[..., 0] = 3.0
+    predicted[..., 1] = 4.0  # 5 px everywhere ...
+    predicted[1, :2] = 100.0  # ... except where pair 1 is not visible: ignored
+    target = flow_target(truth, visible)
+    assert float(FlowEndPointLoss(epsilon=0.0)(target, predicted)) == pytest.approx(5.0, 1e-5)
+    metric = EndPointError()
+    metric.update_state(target, predicted)
+    assert float(metric.result()) == pytest.approx(5.0, 1e-5)
+
+
+def test_flow_end_point_loss_caps_each_pixel():
+    from keras_attn.training.losses import FlowEndPointLoss
+
+    truth = flow_target(np.zeros((1, 2, 2, 2)), np.ones((1, 2, 2, 1)))
+    predicted = np.array([[[[30.0, 40.0], [3.0, 4.0]], [[0.0, 0.0], [0.0, 0.0]]]], "float32")
+    capped = FlowEndPointLoss(epsilon=0.0, max_error=20.0)(truth, predicted)
+    assert float(capped) == pytest.approx((20 + 5) / 4, 1e-5)
+    plain = FlowEndPointLoss(epsilon=0.0, max_error=None)(truth, predicted)
+    assert float(plain) == pytest.approx((50 + 5) / 4, 1e-5)
+    restored = FlowEndPointLoss.from_config(FlowEndPointLoss(max_error=7.0).get_config())
+    assert restored.max_error == 7.0
+
+
+def test_photometric_flow_loss_is_ncc_plus_smoothness(rng):
+    from keras_attn.training.losses import PhotometricFlowLoss
+
+    fixed = rng.uniform(size=(2, 16, 16, 1)).astype("float32")
+    still = np.zeros((2, 16, 16, 2), "float32")
+    rough = rng.normal(size=(2, 16, 16, 2)).astype("float32")
+    loss = PhotometricFlowLoss(window=5, smoothness=0.5)
+    same = float(loss(fixed, np.concatenate([fixed, still], -1)))
+    assert same == pytest.approx(0.0, abs=1e-3)
+    other = rng.uniform(size=fixed.shape).astype("float32")
+    unlike = float(loss(fixed, np.concatenate([other, still], -1)))
+    assert unlike > 0.5
+    expected = 0.5 * float(FlowSmoothness()(rough, rough))
+    assert float(loss(fixed, np.concatenate([fixed, rough], -1))) == pytest.approx(
+        expected, rel=1e-3, abs=1e-3
+    )

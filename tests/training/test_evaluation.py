@@ -253,3 +253,22 @@ def test_sr_calibration_data_is_seeded_crops_of_training_photos():
     assert any(
         np.array_equal(first_photo[top : top + 64, left : left + 64], crop) for top, left in starts
     )
+
+
+def test_evaluate_flow_pools_the_end_point_errors_of_visible_pixels(photos_dir):
+    pairs = evaluation.held_out_alignment_pairs(
+        SIZE, 1, pairs_per_image=1, deformation=4.0, data_dir=photos_dir
+    )
+    assert all(p.flow.shape == (SIZE, SIZE, 2) and p.visible.dtype == bool for p in pairs)
+    visible = sum(int(p.visible.sum()) for p in pairs)
+
+    truth = np.stack([p.flow for p in pairs])
+
+    def offset(dx):  # one batch of all pairs: the true flow moved dx px along x
+        return lambda moving, fixed: {"flow": truth + np.array([dx, 0.0])}
+
+    exact = evaluation.evaluate_flow(offset(0.0), pairs, batch_size=len(pairs))
+    assert exact["mean_epe_px"] == pytest.approx(0.0, abs=1e-9) and exact["pixels"] == visible
+    off = evaluation.evaluate_flow(offset(4.0), pairs, batch_size=len(pairs))
+    assert off["mean_epe_px"] == pytest.approx(4.0) and off["median_epe_px"] == pytest.approx(4.0)
+    assert off["bad_3px_percent"] == pytest.approx(100.0)
