@@ -515,11 +515,34 @@ DEFAULT_TRAINING_DATA = {
 # --------------------------------------------------------------------------- main
 
 
+def _training_images(dataset: str) -> list[str] | None:
+    """The names of the photos a `+`-joined photo dataset trains on, or None if unknown."""
+    from keras_attn.data import photo_collection
+
+    names = []
+    for part in dataset.split("+"):
+        if part == "bundled_photos":
+            names += data.photo_names("train")
+        elif part == "photo_collection":
+            held_out = photo_collection.VALIDATION_PHOTOS
+            names += [p.name for p in photo_collection.PHOTOS if p.name not in held_out]
+        else:
+            return None
+    return names
+
+
 def training_section(args: argparse.Namespace) -> dict:
     log = json.loads(pathlib.Path(args.training_log).read_text())
     training_data = dict(DEFAULT_TRAINING_DATA[args.family])
-    training_data["dataset"] = log.get("dataset", training_data["dataset"])
+    dataset = log.get("dataset") or args.training_dataset or training_data["dataset"]
+    training_data["dataset"] = dataset
     training_data["split"] = log.get("train_split", training_data["split"])
+    if "images" in training_data:
+        images = _training_images(dataset)
+        if images is None:
+            del training_data["images"]
+        else:
+            training_data["images"] = images
     return {
         "command": args.training_command,
         "wall_time_s": log.get("wall_time_s_this_call"),
@@ -576,6 +599,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--training-log", required=True, help="metrics.json written by the training run"
     )
     parser.add_argument("--output-root", default="saved_models", help="catalogue folder")
+    parser.add_argument(
+        "--training-dataset",
+        help="the dataset it trained on, where the training log does not record it",
+    )
     parser.add_argument(
         "--also-evaluate",
         action="append",

@@ -195,6 +195,8 @@ def _train(recipe: AlignerRecipe, strategy, model, output: pathlib.Path) -> dict
     errors = np.concatenate(errors)
     metrics = {
         "model": recipe.model,
+        "dataset": recipe.dataset,
+        "train_split": recipe.train_split,
         "params": int(exportable.count_params()),
         "epochs": recipe.epochs,
         "steps": recipe.epochs * recipe.steps_per_epoch,
