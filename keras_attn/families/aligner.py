@@ -158,12 +158,19 @@ def _predict_aligner(predictor, inputs, images: dict, output, *, refine=False, *
 
 
 def _aligner_metric(metrics: dict) -> str:
-    return (
+    text = (
         f"median corner error {format_fixed(metrics.get('median_corner_error_px'), 2, ' px')}, "
         f"{format_fixed(metrics.get('over_10px_percent'), 1, ' %')} over 10 px, "
         f"AUC@5 {format_fixed(metrics.get('auc_5px'), 3)}; "
         f"mean {format_fixed(metrics.get('mean_corner_error_px'), 2, ' px')}"
     )
+    if "flow" in metrics:  # a dense-flow aligner: its flow on the same pairs with depth
+        flow = metrics["flow"]
+        text += (
+            f"; flow on pairs with depth: mean EPE "
+            f"{format_fixed(flow.get('mean_epe_px'), 2, ' px')}"
+        )
+    return text
 
 
 def _aligner_calibration(input_shape, **_) -> list:

@@ -74,5 +74,18 @@ def test_zoo_metric_text_of_each_family():
         "PSNR-Y 30.00 dB (- over bicubic)"
     )
     assert families.get("classifier").held_out_metric({"accuracy": 0.5}) == "accuracy 50.00 %"
+    corners = {
+        "median_corner_error_px": 0.5,
+        "over_10px_percent": 1.0,
+        "auc_5px": 0.9,
+        "mean_corner_error_px": 1.25,
+    }
+    aligner = families.get("aligner").held_out_metric
+    assert aligner(corners) == (
+        "median corner error 0.50 px, 1.0 % over 10 px, AUC@5 0.900; mean 1.25 px"
+    )
+    assert aligner({**corners, "flow": {"mean_epe_px": 2.345}}).endswith(
+        "; flow on pairs with depth: mean EPE 2.35 px"
+    )
     with pytest.raises(ValueError, match="not quantised to int8"):
         families.get("aligner").calibration_data((128, 128, 1))
