@@ -283,7 +283,9 @@ def load(
         import tensorflow as tf
 
         return tf.saved_model.load(str(path))
-    return TFLiteModel(path, value_range=VALUE_RANGE)
+    # aligners without XNNPACK: it mixed up pairs in a second interpreter (see TFLiteModel)
+    xnnpack = card(name, root=root)["family"] != "aligner"
+    return TFLiteModel(path, value_range=VALUE_RANGE, xnnpack=xnnpack)
 
 
 def _guard_value_range(model: keras.Model) -> keras.Model:

@@ -320,3 +320,54 @@ def test_no_lambda_layers_so_safe_mode_loading_works():
         model = pretrained.load(entry["name"])
         layers = list(model._flatten_layers(include_self=False, recursive=True))
         assert layers and not [layer for layer in layers if isinstance(layer, keras.layers.Lambda)]
+
+
+def test_shipped_flow_aligner_beats_its_homography_and_agrees_in_every_format():
+    """aligner_flow on held-out DeTone pairs with depth (an 8 px non-planar residual, the
+    card's protocol): its dense flow is closer to the true flow than the flow of its own
+    homography, and SavedModel and LiteRT fp32/fp16 give the same flow as Keras (mean over the
+    pixels: a near-tied match may move single pixels, see the card's parity)."""
+    from keras_attn.models.aligner import homography_flow
+
+    pairs = evaluation.held_out_alignment_pairs(pairs_per_image=1, deformation=8.0)
+    model = pretrained.load("aligner_flow")
+    dense = evaluation.evaluate_flow(model, pairs)
+
+    def planar(moving, fixed):
+        out = model.predict_on_batch({"moving": moving, "fixed": fixed})
+        flows = [homography_flow(h, (128, 128)) for h in np.asarray(out["homography"], "float64")]
+        return {"flow": np.stack(flows)}
+
+    assert dense["mean_epe_px"] < evaluation.evaluate_flow(planar, pairs)["mean_epe_px"]
+    moving, fixed = pairs[0].moving[None], pairs[0].fixed[None]
+    expected = np.asarray(model({"moving": moving, "fixed": fixed})["flow"])
+    loaded = pretrained.load("aligner_flow", "saved_model")
+    signature = loaded.signatures["serving_default"]
+    results = {"saved_model": signature(moving=tf.constant(moving), fixed=tf.constant(fixed))}
+    for variant in ("fp32", "fp16"):
+        runner = pretrained.load("aligner_flow", "tflite", variant=variant)
+        results[variant] = runner(moving=moving, fixed=fixed)
+    for key, outputs in results.items():
+        difference = np.linalg.norm(np.asarray(outputs["flow"]) - expected, axis=-1).mean()
+        assert difference < (0.5 if key == "fp16" else 0.1), (key, difference)
+
+
+def test_a_second_aligner_interpreter_in_one_process_is_right():
+    """With LiteRT's XNNPACK delegate, an aligner interpreter created after another one had
+    run, once its batch grew from 1 to 8, returned other pairs' homographies (median corner
+    error 24.6 px on the card's pairs instead of 0.77). `pretrained.load` runs aligners on the
+    builtin kernels, which are right."""
+    pairs = evaluation.held_out_alignment_pairs(pairs_per_image=20)
+    medians = []
+    for name in ("aligner_flow", "aligner_homography"):
+        runner = pretrained.load(name, "tflite")
+        assert runner.xnnpack is False
+        runner(moving=pairs[0].moving[None], fixed=pairs[0].fixed[None])
+        scores = evaluation.evaluate_aligner(
+            lambda moving, fixed, runner=runner: runner(moving=moving, fixed=fixed),
+            pairs,
+            batch_size=8,
+        )
+        medians.append(scores.summary["median_corner_error_px"])
+    assert max(medians) < 1.0, medians
+    assert pretrained.load("sr_x2", "tflite").xnnpack is True
