@@ -103,8 +103,7 @@ def _layers_figure(output: pathlib.Path) -> pathlib.Path:
         ax.axis("off")
     fig.tight_layout()
     path = output / "layers_on_astronaut.png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
+    _save_png(fig, path)
     return path
 
 
@@ -132,6 +131,12 @@ def _super_resolution(output: pathlib.Path, name: str, model_card: dict):
         f"{name}: x{scale} on the held-out photo 'chelsea' (PSNR-Y over the whole image, "
         f"{scale}-pixel border crop: the protocol of the model card)"
     )
+
+
+def _save_png(figure, path: pathlib.Path) -> None:
+    """Writes a demo figure as PNG at 80 dpi, atomically."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=80, format="png")
 
 
 def _alignment(output: pathlib.Path, name: str, model_card: dict):
@@ -167,8 +172,7 @@ def _alignment(output: pathlib.Path, name: str, model_card: dict):
         f"{overlap_before:.3f} before, {overlap_after:.3f} after (pixel values in [0, 1])"
     )
     path = output / "alignment.png"
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=80, format="png")
+    _save_png(figure, path)
     return path, (
         f"{name}: a held-out pair with corners shifted by up to "
         f"{evaluation.ALIGNMENT_MAX_SHIFT:g} px; corner error {before:.1f} px before, "
@@ -214,8 +218,7 @@ def _stereo(output: pathlib.Path, name: str, model):
         fontsize=9,
     )
     path = output / "stereo_flow.png"
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=80, format="png")
+    _save_png(figure, path)
     return path, (
         f"{name}: dense flow on a real stereo pair, mean end-point error {errors[name]:.2f} px "
         f"against the true disparity ({errors['its homography']:.2f} px with its homography alone)"
