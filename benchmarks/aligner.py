@@ -19,6 +19,9 @@ Python calls, batch 1). A method that returns no homography counts as the identi
 and scores come from `keras_attn.training.evaluation` (`held_out_alignment_pairs`,
 `corner_error`, `corner_error_summary`), as in `keras-attn evaluate` and the model cards.
 
+`--dataset photo_collection` scores the validation tiles of the photo collection instead (each
+tile rescaled the same way).
+
 Needs `opencv-python-headless` (`pip install -e ".[bench]"`).
 
 Run:
@@ -143,9 +146,15 @@ def summarise(errors, seconds) -> dict:
     return {**corner_error_summary(errors), "ms_per_pair": float(np.median(seconds) * 1000)}
 
 
-def pairs(condition: dict, pairs_per_image: int, seed: int):
+def pairs(
+    condition: dict,
+    pairs_per_image: int,
+    seed: int,
+    dataset: str = "bundled_photos",
+    data_dir: str | None = None,
+):
     for pair in held_out_alignment_pairs(
-        128, 1, pairs_per_image=pairs_per_image, seed=seed, **condition
+        128, 1, dataset, pairs_per_image=pairs_per_image, seed=seed, data_dir=data_dir, **condition
     ):
         yield pair.moving, pair.fixed, pair.corners
 
@@ -156,6 +165,14 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--pairs-per-image", type=int, default=40, help="pairs per held-out photo")
     parser.add_argument("--seed", type=int, default=ALIGNMENT_SEED, help="seed of the pairs")
+    parser.add_argument(
+        "--dataset",
+        default="bundled_photos",
+        help="held-out photos (validation split): bundled_photos, photo_collection (the "
+        "validation tiles of `keras-attn data fetch-photos`), folder:/path, or several joined "
+        "by +",
+    )
+    parser.add_argument("--data-dir", help="tfds data directory (default: tfds's own)")
     parser.add_argument(
         "--model", action="append", default=[], help="LABEL=PATH of a .keras or .tflite aligner"
     )
@@ -188,7 +205,7 @@ def main(argv=None) -> int:
     results = {}
     for name in args.conditions.split(","):
         condition = CONDITIONS[name]
-        data = list(pairs(condition, args.pairs_per_image, args.seed))
+        data = list(pairs(condition, args.pairs_per_image, args.seed, args.dataset, args.data_dir))
         for label, estimate in methods.items():
             errors, seconds = [], []
             estimate(data[0][0], data[0][1])  # warm-up (graph tracing, allocation)
@@ -210,7 +227,7 @@ def main(argv=None) -> int:
         "auc_10px",
         "ms_per_pair",
     ]
-    print(f"pairs per condition: {len(data)} (held-out photos, seed {args.seed})\n")
+    print(f"pairs per condition: {len(data)} ({args.dataset} validation, seed {args.seed})\n")
     print("| condition | method | " + " | ".join(columns) + " |")
     print("|" + "---|" * (len(columns) + 2))
     for (name, label), row in results.items():
@@ -229,7 +246,9 @@ def _figure(args, methods):
     from keras_attn.viz import plot_alignment
 
     label = next(spec.split("=")[0] for spec in args.model)
-    moving, fixed, _ = next(pairs(CONDITIONS["rho32"], 1, args.seed + 1))
+    moving, fixed, _ = next(
+        pairs(CONDITIONS["rho32"], 1, args.seed + 1, args.dataset, args.data_dir)
+    )
     homography = methods[label](moving, fixed)
     warped = warp_image(moving, homography)
     plot_alignment(moving, fixed, warped, args.figure)

@@ -138,3 +138,25 @@ def test_evaluation_reads_whole_photos_of_a_folder_not_tiles(folder, photos_dir)
         assert hr.shape[0] % 3 == 0 and lr.shape[0] * 3 == hr.shape[0]
     with pytest.raises(ValueError, match="splits 'train' and 'validation'"):
         evaluation.full_images(f"folder:{folder}", "test")
+
+
+def test_aligner_benchmark_scores_the_validation_tiles_of_a_folder(folder, tmp_path, capsys):
+    import json
+    import pathlib
+
+    from tests.helpers import load_script
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    bench = load_script(root / "benchmarks" / "aligner.py", "bench_aligner_folder")
+    out = tmp_path / "results.json"
+    argv = ["--no-classical", "--conditions", "rho16", "--pairs-per-image", "2"]
+    argv += ["--dataset", f"folder:{folder}", "--data-dir", str(tmp_path), "--json", str(out)]
+    assert bench.main(argv) == 0
+    rocket = bundled_photos.load_photo("rocket")
+    tiles = len(photo_folder.tile_bounds(rocket.shape[0], 512)) * len(
+        photo_folder.tile_bounds(rocket.shape[1], 512)
+    )
+    printed = capsys.readouterr().out
+    assert f"pairs per condition: {2 * tiles} (folder:{folder} validation" in printed
+    identity = json.loads(out.read_text())["rho16/identity"]
+    assert identity["median_corner_error_px"] > 1.0  # the identity is no alignment
