@@ -66,7 +66,7 @@ case "${1:?which run: sr_x2, sr_x3, sr_x4, classifier_fashion, aligner_flow or a
     run aligner_homography_collection "$BIN/keras-attn" train aligner --model aligner_homography \
       --init-from saved_models/aligner_homography/model.keras \
       --dataset bundled_photos+photo_collection --epochs 24 --steps-per-epoch 250 \
-      --batch-size 8 --learning-rate 5e-4 --checkpoint-minutes 10
+      --batch-size 8 --learning-rate 5e-4 --val-pairs-per-image 2 --checkpoint-minutes 10
     ;;
   *) echo "unknown run: $1" >&2; exit 2 ;;
 esac
