@@ -330,6 +330,23 @@ def plan_aligner(model: keras.Model, args: argparse.Namespace) -> Plan:
             height, channels, pairs_per_image=args.pairs_per_image, deformation=FLOW_DEFORMATION
         )
         keras_flow = evaluation.evaluate_flow(model, flow_pairs)
+    also = {}
+    for dataset in getattr(args, "also_evaluate", None) or []:
+        # more held-out photos on the same protocol (e.g. the photo collection's validation tiles)
+        extra = evaluation.held_out_alignment_pairs(
+            height, channels, dataset, "validation", pairs_per_image=args.pairs_per_image
+        )
+        scores = evaluation.evaluate_aligner(model, extra, batch_size=8)
+        also[dataset] = {
+            "split": "validation",
+            **scores.as_dict(),
+            "identity": evaluation.evaluate_aligner(None, extra).summary,
+            "command": f"keras-attn evaluate {args.name} --dataset {dataset} --split validation",
+        }
+        print(
+            f"{dataset}: median corner error {scores.summary['median_corner_error_px']:.3f} px, "
+            f"{scores.summary['over_10px_percent']:.1f} % over 10 px on {len(extra)} pairs"
+        )
 
     def evaluate(folder: pathlib.Path) -> dict:
         """Corner errors and ms/pair of every TFLite file on the same pairs; SavedModel parity."""
@@ -381,6 +398,7 @@ def plan_aligner(model: keras.Model, args: argparse.Namespace) -> Plan:
         **keras_scores.as_dict(),
         "identity": identity.summary,
         "ms_per_pair": keras_ms,
+        **({"also_held_out": also} if also else {}),
         "evaluation": {
             "dataset": "bundled_photos",
             "split": "validation",
@@ -608,8 +626,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="DATASET",
-        help="sr: score the validation split of this dataset too (full images, same protocol), "
-        "e.g. photo_collection; recorded under metrics.also_held_out",
+        help="score the validation split of this dataset too, e.g. photo_collection (sr: full "
+        "images; aligner: DeTone pairs from its validation images or tiles; same protocol); "
+        "recorded under metrics.also_held_out",
     )
     parser.add_argument(
         "--dataset",

@@ -44,3 +44,20 @@ def test_the_card_names_the_photos_each_dataset_trained_on(ship, tmp_path):
     assert default["images"] == data.photo_names("train")
     online = section(ship, tmp_path, "sr", {"dataset": "div2k/bicubic_x2"})
     assert "images" not in online  # not known here
+
+
+def test_an_aligner_card_scores_more_held_out_photos_on_the_same_protocol(ship):
+    import keras
+
+    from keras_attn import models
+
+    keras.utils.set_random_seed(0)
+    model = models.build_model("aligner_tiny")
+    args = argparse.Namespace(pairs_per_image=1, also_evaluate=["bundled_photos"], name="tiny")
+    metrics = ship.plan_aligner(model, args).card["metrics"]
+    also = metrics["also_held_out"]["bundled_photos"]
+    # the same photos and seed: the same 5 pairs and scores as the card's own
+    assert also["pairs"] == metrics["pairs"] == 5
+    assert also["median_corner_error_px"] == metrics["median_corner_error_px"]
+    assert also["identity"] == metrics["identity"]
+    assert also["command"] == "keras-attn evaluate tiny --dataset bundled_photos --split validation"
