@@ -5,6 +5,7 @@
 # validation PSNR-Y per 1,000 steps).
 #
 #   bash scripts/long_runs.sh sr_x2      # sr_fast x2 on bundled + collection photos, 30,000 steps
+#   bash scripts/long_runs.sh sr_x2_hq   # sr_hq x2 (603 K parameters), same data, 30,000 steps
 #   bash scripts/long_runs.sh sr_x3      # x3 from the sr_x2 run (upsampler new), 10,000 steps
 #   bash scripts/long_runs.sh sr_x4      # x4 likewise
 #   bash scripts/long_runs.sh classifier_fashion   # classifier_fashion, 30 epochs of Fashion-MNIST
@@ -27,9 +28,14 @@ run() {  # run NAME ARGS...: the command goes into runs/NAME/command.txt, the lo
   nice -n 10 "$@" --output "runs/$name" --verbose 2 >> "runs/$name/train.log" 2>&1
 }
 
-case "${1:?which run: sr_x2, sr_x3, sr_x4, classifier_fashion, aligner_flow or aligner_homography}" in
+case "${1:?which run: sr_x2, sr_x2_hq, sr_x3, sr_x4, classifier_fashion, aligner_flow or aligner_homography}" in
   sr_x2)
     run sr_x2_collection "$BIN/keras-attn" train sr --model sr_fast --scale 2 \
+      --dataset bundled_photos+photo_collection --epochs 30 --steps-per-epoch 1000 \
+      --learning-rate 5e-4 --checkpoint-minutes 10
+    ;;
+  sr_x2_hq)
+    run sr_x2_hq "$BIN/keras-attn" train sr --model sr_hq --scale 2 \
       --dataset bundled_photos+photo_collection --epochs 30 --steps-per-epoch 1000 \
       --learning-rate 5e-4 --checkpoint-minutes 10
     ;;

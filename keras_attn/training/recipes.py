@@ -44,7 +44,7 @@ class SuperResolutionRecipe(Recipe):
     scale: int = setting(2, choices=(2, 3, 4), help="upscaling factor")
     model: str = setting(
         "sr_fast",
-        help="preset: sr_tiny, sr_fast (the shipped x2), sr_small, sr_base; or a benchmark "
+        help="preset: sr_tiny, sr_fast (the shipped x2), sr_small, sr_hq, sr_base; or a benchmark "
         "reference: espcn, espcn_skip, edsr_small, edsr_small_skip",
     )
     epochs: int = setting(40, help="epochs")
