@@ -4,9 +4,10 @@ import argparse
 import json
 import pathlib
 
+import keras
 import pytest
 
-from keras_attn import data
+from keras_attn import data, models
 from keras_attn.data import photo_collection
 from tests.helpers import load_script
 
@@ -47,10 +48,6 @@ def test_the_card_names_the_photos_each_dataset_trained_on(ship, tmp_path):
 
 
 def test_an_aligner_card_scores_more_held_out_photos_on_the_same_protocol(ship):
-    import keras
-
-    from keras_attn import models
-
     keras.utils.set_random_seed(0)
     model = models.build_model("aligner_tiny")
     args = argparse.Namespace(pairs_per_image=1, also_evaluate=["bundled_photos"], name="tiny")

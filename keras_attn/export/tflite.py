@@ -98,8 +98,8 @@ class TFLiteModel:
             (median corner error 24.6 px instead of 0.77 on the card's pairs;
             `tests/test_pretrained.py`); the builtin kernels are right. It is not the resize
             alone: with a fresh XNNPACK interpreter for each input shape, the third
-            interpreter of one aligner in a process still failed the same way. XNNPACK is
-            1.6x faster on `aligner_homography` (117 vs 193 ms per pair, interleaved).
+            interpreter of one aligner in a process still failed the same way. The price is
+            speed: XNNPACK runs the aligners faster.
     """
 
     def __init__(

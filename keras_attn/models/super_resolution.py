@@ -168,8 +168,8 @@ _sr_preset("sr_small", channels=32, num_groups=2, blocks_per_group=4)
 # "Super-resolution"); trained by the same steps it matched sr_small's held-out PSNR at fewer MACs
 _sr_preset("sr_fast", channels=32, num_groups=2, blocks_per_group=3)
 _sr_preset("sr_base", channels=48, num_groups=3, blocks_per_group=5, attention="self")
-# the quality model beside sr_fast (4x its MACs): wider and deeper, no attention stage, which on
-# 96-pixel training crops made a step 1.3x (non-local) or 4.7x (blockwise self) as slow
+# the quality model beside sr_fast: wider and deeper, and no attention stage, which on 96-pixel
+# training crops made a step markedly slower (non-local) or several times slower (blockwise self)
 _sr_preset("sr_hq", channels=48, num_groups=3, blocks_per_group=4)
 
 

@@ -1,6 +1,9 @@
 """The folder builder on a small folder of real photographs written in the test: tiles at
 prepare time, the fixed validation subset, and the SR pipeline over a folder and a mix."""
 
+import json
+import pathlib
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -8,6 +11,7 @@ from PIL import Image
 
 from keras_attn import data
 from keras_attn.data import bundled_photos, photo_folder
+from tests.helpers import load_script
 
 NAMES = ("astronaut", "camera", "china", "coffee", "rocket", "brick")
 
@@ -141,11 +145,6 @@ def test_evaluation_reads_whole_photos_of_a_folder_not_tiles(folder, photos_dir)
 
 
 def test_aligner_benchmark_scores_the_validation_tiles_of_a_folder(folder, tmp_path, capsys):
-    import json
-    import pathlib
-
-    from tests.helpers import load_script
-
     root = pathlib.Path(__file__).resolve().parents[2]
     bench = load_script(root / "benchmarks" / "aligner.py", "bench_aligner_folder")
     out = tmp_path / "results.json"
