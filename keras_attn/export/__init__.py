@@ -4,6 +4,7 @@ from keras_attn.export.saved_model import export_saved_model
 from keras_attn.export.tflite import (
     TFLiteModel,
     TFLiteReport,
+    available_cores,
     check_value_range,
     export_tflite,
     run_tflite,
@@ -13,6 +14,7 @@ from keras_attn.export.tflite import (
 __all__ = [
     "TFLiteModel",
     "TFLiteReport",
+    "available_cores",
     "check_value_range",
     "export_saved_model",
     "export_tflite",

@@ -77,6 +77,14 @@ def check_value_range(inputs: dict, value_range: tuple[float, float] = (0.0, 1.0
             )
 
 
+def available_cores() -> int:
+    """The number of CPU cores this process may run on (its affinity mask where the OS has one,
+    else `os.cpu_count()`)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 class TFLiteModel:
     """A TFLite model in LiteRT, called through its `serving_default` signature.
 
@@ -87,7 +95,10 @@ class TFLiteModel:
 
     Args:
         content_or_path: a `.tflite` path, or the flatbuffer as bytes.
-        num_threads: LiteRT CPU threads (None: LiteRT's default).
+        num_threads: LiteRT CPU threads. `None` (the default): every core this process may run
+            on (`available_cores()`). LiteRT's own default is 1 thread, which made the shipped
+            `sr_x2` twice as slow in TFLite as in Keras on 2 cores (240 vs 124 ms at 256x256;
+            121 ms with 2 threads).
         value_range: `(low, high)` of the images the model takes (`(0, 1)` for the shipped
             models, which `keras_attn.pretrained.load` sets): calls with integer arrays, NaN or
             values far outside it raise a `ValueError` (see `check_value_range`). `None`: any.
@@ -98,8 +109,10 @@ class TFLiteModel:
             (median corner error 24.6 px instead of 0.77 on the card's pairs;
             `tests/test_pretrained.py`); the builtin kernels are right. It is not the resize
             alone: with a fresh XNNPACK interpreter for each input shape, the third
-            interpreter of one aligner in a process still failed the same way. The price is
-            speed: XNNPACK runs the aligners faster.
+            interpreter of one aligner in a process still failed the same way, and so did
+            `aligner_flow` at batch 3 in a fresh interpreter after the earlier tests of
+            `tests/test_pretrained.py` (24.9 px). The price is speed: XNNPACK runs the aligners
+            about 1.6x as fast.
     """
 
     def __init__(
@@ -111,7 +124,9 @@ class TFLiteModel:
         xnnpack: bool = True,
     ):
         self._source = content_or_path
-        self._num_threads = num_threads
+        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
+            raise ValueError(f"num_threads must be a positive integer. Received: {num_threads!r}")
+        self.num_threads = num_threads or available_cores()
         self.value_range = value_range
         self.xnnpack = xnnpack
         self.interpreter = self._interpreter()
@@ -123,7 +138,7 @@ class TFLiteModel:
     def _interpreter(self, **options):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        options["num_threads"] = self._num_threads
+        options["num_threads"] = self.num_threads
         if not self.xnnpack:
             options["experimental_op_resolver_type"] = (
                 OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
