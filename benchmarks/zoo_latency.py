@@ -1,11 +1,12 @@
 """Latency of every shipped model, Keras and TFLite (fp32, fp16, int8), for the model zoo table.
 
-One input per family, batch 1: a 256x256 RGB image for SR (the output is 512/768/1024 px),
-a 32x32 grayscale scan for the classifier, a pair of 128x128 grayscale patches for the aligner.
-Keras runs `predict_on_batch` (traced once), TFLite the shipped file through LiteRT's signature
-runner with its default threads. Median over `--repeats` runs after `--warmup` runs; the input
-content does not change the work, so it is uniform noise. CPU timings move with the machine's
-load: compare rows of one run.
+Batch 1, each model's input shape from its card: a 256x256 RGB image for SR (which takes any
+size; the output is 512/768/1024 px), a 32x32 or 28x28 grayscale item for the classifiers, a
+pair of 128x128 grayscale patches for the aligners. Keras runs `predict_on_batch` (traced
+once), TFLite the shipped file as `keras_attn.pretrained.load(name, "tflite")` runs it (LiteRT's
+signature runner on every available core; aligners on the builtin kernels). Median over
+`--repeats` runs after `--warmup` runs; the input content does not change the work, so it is
+uniform noise. CPU timings move with the machine's load: compare rows of one run.
 
 Run:
     python benchmarks/zoo_latency.py --json runs/zoo_latency.json
@@ -26,11 +27,18 @@ import numpy as np  # noqa: E402
 
 from keras_attn import pretrained  # noqa: E402
 
-INPUTS = {
-    "sr": {"image": (1, 256, 256, 3)},
-    "classifier": {"image": (1, 32, 32, 1)},
-    "aligner": {"moving": (1, 128, 128, 1), "fixed": (1, 128, 128, 1)},
-}
+# the side of the images given to models that take any size (the SR models)
+ANY_SIZE = 256
+
+
+def input_shapes(card: dict) -> dict[str, tuple[int, ...]]:
+    """Batch-1 shapes of a model's inputs from its card, any-size sides set to `ANY_SIZE`."""
+    return {
+        entry["name"]: (1, *(ANY_SIZE if dim is None else dim for dim in entry["shape"][1:]))
+        for entry in card["inputs"]
+    }
+
+
 VARIANTS = {"model.tflite": None, "model_fp16.tflite": "fp16", "model_int8.tflite": "int8"}
 
 
@@ -48,10 +56,8 @@ def median_ms(call, warmup: int, repeats: int) -> float:
 def measure(name: str, warmup: int, repeats: int) -> dict:
     card = pretrained.card(name)
     rng = np.random.default_rng(0)
-    inputs = {
-        key: rng.uniform(size=shape).astype("float32")
-        for key, shape in INPUTS[card["family"]].items()
-    }
+    shapes = input_shapes(card)
+    inputs = {key: rng.uniform(size=shape).astype("float32") for key, shape in shapes.items()}
     model = pretrained.load(name)
     keras_inputs = inputs["image"] if len(inputs) == 1 else inputs
     row = {"keras_ms": median_ms(lambda: model.predict_on_batch(keras_inputs), warmup, repeats)}
@@ -60,7 +66,7 @@ def measure(name: str, warmup: int, repeats: int) -> dict:
             continue
         runner = pretrained.load(name, "tflite", variant=variant)
         row[f"{file}_ms"] = median_ms(lambda runner=runner: runner(**inputs), warmup, repeats)
-    row["input"] = {key: list(shape) for key, shape in INPUTS[card["family"]].items()}
+    row["input"] = {key: list(shape) for key, shape in shapes.items()}
     return row
 
 
