@@ -11,8 +11,8 @@ background load hits every row alike; the median over rounds is printed. The per
 not the whole model's time: the whole model fuses ops (a convolution and its activation, an
 add) and keeps tensors in cache that the one-layer models pass through memory.
 
-LiteRT's Python interpreter has no per-op profiler (the C++ `benchmark_model --enable_op_
-profiling` has one), and a one-layer model is the closest thing a pip install can time.
+LiteRT's Python interpreter has no per-op profiler (the C++ `benchmark_model` tool has one,
+`--enable_op_profiling`), and a one-layer model is the closest thing a pip install can time.
 
 Run:
     python benchmarks/tflite_profile.py --model saved_models/sr_x2/model.keras --size 256
