@@ -97,8 +97,8 @@ class TFLiteModel:
         content_or_path: a `.tflite` path, or the flatbuffer as bytes.
         num_threads: LiteRT CPU threads. `None` (the default): every core this process may run
             on (`available_cores()`). LiteRT's own default is 1 thread, which made the shipped
-            `sr_x2` twice as slow in TFLite as in Keras on 2 cores (240 vs 124 ms at 256x256;
-            121 ms with 2 threads).
+            `sr_x2` about twice as slow in TFLite as in Keras on 2 cores (docs/benchmarks.md,
+            "TFLite speed").
         value_range: `(low, high)` of the images the model takes (`(0, 1)` for the shipped
             models, which `keras_attn.pretrained.load` sets): calls with integer arrays, NaN or
             values far outside it raise a `ValueError` (see `check_value_range`). `None`: any.
