@@ -111,15 +111,9 @@ class TFLiteModel:
             alone: with a fresh XNNPACK interpreter for each input shape, the third
             interpreter of one aligner in a process still failed the same way, and so did
             `aligner_flow` at batch 3 in a fresh interpreter after the earlier tests of
-            `tests/test_pretrained.py` (24.9 px). A sharper trigger, found since: invoke a
-            builtin-kernel interpreter of the same aligner file once at batch 8, then create an
-            XNNPACK one, call it at batch 1 and then at batch 8: from the second batch of 8
-            on, whole batches come back with one nearly constant homography (about 31 px off).
-            Batch 4 did not trigger it. The price is speed, and memory on the first call after
-            a resize: on the builtin kernels the aligners' first call at a new shape is costly
-            (about 4 GB of resident memory and 96 s for the first batch-8 call of
-            `aligner_homography`, one thread, a training job on the other core; then 1.8 s a
-            call), where XNNPACK took 2.3 s.
+            `tests/test_pretrained.py` (24.9 px). A repeatable trigger, and the builtin kernels'
+            cost (speed, and memory on the first call at a new batch size), are in
+            docs/benchmarks.md, "TFLite speed".
     """
 
     def __init__(
