@@ -133,7 +133,7 @@ def keras_aligner(path, refine: bool = False):
 def tflite_aligner(path):
     from keras_attn.export.tflite import TFLiteModel
 
-    runner = TFLiteModel(path, xnnpack=False)  # as keras_attn.pretrained.load runs aligners
+    runner = TFLiteModel(path)  # as keras_attn.pretrained.load runs aligners
 
     def estimate(moving, fixed):
         return runner(moving=moving[None], fixed=fixed[None])["homography"][0]

@@ -4,9 +4,9 @@ Batch 1, each model's input shape from its card: a 256x256 RGB image for SR (whi
 size; the output is 512/768/1024 px), a 32x32 or 28x28 grayscale item for the classifiers, a
 pair of 128x128 grayscale patches for the aligners. Keras runs `predict_on_batch` (traced
 once), TFLite the shipped file as `keras_attn.pretrained.load(name, "tflite")` runs it (LiteRT's
-signature runner on every available core; aligners on the builtin kernels). Median over
-`--repeats` runs after `--warmup` runs; the input content does not change the work, so it is
-uniform noise. CPU timings move with the machine's load: compare rows of one run.
+signature runner on every available core, XNNPACK; the aligners' files take one pair per
+call). Median over `--repeats` runs after `--warmup` runs; the input content does not change
+the work, so it is uniform noise. CPU timings move with the machine's load: compare rows of one run.
 
 Run:
     python benchmarks/zoo_latency.py --json runs/zoo_latency.json

@@ -173,7 +173,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
 
     from keras_attn import export, families, pretrained
-    from keras_attn.export.package import check_quantization
+    from keras_attn.export.package import check_quantization, tflite_batch_size
     from keras_attn.training import evaluation
     from keras_attn.utils.model_io import load_keras_model
 
@@ -194,7 +194,12 @@ def _export(args: argparse.Namespace) -> int:
     if args.quantization == "int8":
         representative = evaluation.calibration_data(family, tuple(model.inputs[0].shape[1:]))
     report = export.export_tflite(
-        model, args.output, args.quantization, representative, output_names=names
+        model,
+        args.output,
+        args.quantization,
+        representative,
+        output_names=names,
+        batch_size=tflite_batch_size(family),
     )
     print(f"wrote {report}")
     return 0

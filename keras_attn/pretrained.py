@@ -283,9 +283,8 @@ def load(
         import tensorflow as tf
 
         return tf.saved_model.load(str(path))
-    # aligners without XNNPACK: it mixed up pairs in a second interpreter (see TFLiteModel)
-    xnnpack = card(name, root=root)["family"] != "aligner"
-    return TFLiteModel(path, value_range=VALUE_RANGE, xnnpack=xnnpack)
+    # XNNPACK, except for an aligner file with an open batch (see TFLiteModel)
+    return TFLiteModel(path, value_range=VALUE_RANGE)
 
 
 def _guard_value_range(model: keras.Model) -> keras.Model:

@@ -367,7 +367,7 @@ def plan_aligner(model: keras.Model, args: argparse.Namespace) -> Plan:
             "tflite": {},
         }
         for name in _tflite_files(folder):
-            runner = TFLiteModel(folder / name, xnnpack=False)  # as pretrained.load runs it
+            runner = TFLiteModel(folder / name)  # as pretrained.load runs it
 
             def run(moving, fixed, runner=runner):
                 return runner(moving=moving, fixed=fixed)

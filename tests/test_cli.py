@@ -200,6 +200,28 @@ def test_export_tflite_and_saved_model(trained, tmp_path, capsys):
     np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow  # about 30 s: the aligner's unrolled solves make a large graph to convert
+def test_export_tflite_gives_an_aligner_a_fixed_batch_of_one(tmp_path, capsys):
+    from keras_attn import models
+    from keras_attn.export import TFLiteModel
+
+    models.build_model("aligner_tiny").save(tmp_path / "aligner.keras")
+    code, out, _ = run(
+        capsys,
+        "export",
+        tmp_path / "aligner.keras",
+        "--format",
+        "tflite",
+        "--output",
+        tmp_path / "aligner.tflite",
+    )
+    assert code == 0 and "batch 1" in out
+    runner = TFLiteModel(tmp_path / "aligner.tflite")
+    assert runner.batch_size == 1 and runner.xnnpack is True
+    pairs = np.random.default_rng(0).uniform(size=(3, 64, 64, 1)).astype("float32")
+    assert runner(moving=pairs, fixed=pairs[::-1])["homography"].shape == (3, 3, 3)
+
+
 def test_predict_sr_writes_upscaled_pngs(trained, tmp_path, capsys):
     photo = data.load_photo("chelsea")[100:140, 150:200]
     Image.fromarray(photo).save(tmp_path / "cat.png")

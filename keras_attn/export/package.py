@@ -12,6 +12,7 @@ import json
 import os
 import pathlib
 import platform
+import tempfile
 from collections.abc import Callable
 
 import keras
@@ -41,6 +42,24 @@ FLOAT_ONLY = {
     "aligner": "the warp samples the moving image at coordinates computed in the graph, and "
     "quantised coordinates (and the matches they come from) break it",
 }
+
+
+# Families whose TFLite files have a fixed batch, and why (the others take any batch).
+# `TFLiteModel` runs a fixed-batch file on any batch, in chunks.
+TFLITE_BATCH_SIZE = {
+    "aligner": (
+        1,
+        "an aligner's graph computes shapes at run time, so with an open batch LiteRT allocated "
+        "its tensors while running: its first call at a new batch size took gigabytes, and "
+        "XNNPACK returned other pairs' homographies after a resize (docs/benchmarks.md, "
+        '"TFLite speed")',
+    ),
+}
+
+
+def tflite_batch_size(family: str) -> int | None:
+    """The fixed batch of `family`'s TFLite files (`TFLITE_BATCH_SIZE`), or `None` (open)."""
+    return TFLITE_BATCH_SIZE.get(family, (None, ""))[0]
 
 
 def check_quantization(family: str, quantization: str | None) -> None:
@@ -113,7 +132,8 @@ def package_model(
     Files: `model.keras` (uncompiled), `saved_model/` (`export_saved_model`), `model.tflite`
     (float32, builtin ops), `model_fp16.tflite` for `"float16"`, `model_int8.tflite` for
     `"dynamic"` (int8 weights) or `"int8"` (full integer, needs `representative_data`), and
-    `card.json`. Aligners ship float files only (`"float16"`; see `check_quantization`).
+    `card.json`. Aligners ship float files only (`"float16"`; see `check_quantization`), with a
+    batch of 1 (`TFLITE_BATCH_SIZE`; `TFLiteModel` runs them on any batch, a pair at a time).
 
     Args:
         model: the trained Keras model.
@@ -172,23 +192,35 @@ def package_model(
             model, tmp / SAVED_MODEL_DIR, output_names=output_names, extra_endpoints=extra_endpoints
         )
         tflite = {}
-        for quantization in (None, *quantizations):
-            variant = QUANTIZATION_VARIANTS.get(quantization, "fp32")
-            report = export_tflite(
-                model,
-                tmp / TFLITE_FILES[variant],
-                quantization,
-                representative_data if quantization == "int8" else None,
-                inputs=inputs,
-                output_names=output_names,
-                saved_model_dir=tmp / SAVED_MODEL_DIR,
-            )
-            tflite[TFLITE_FILES[variant]] = {
-                "quantization": quantization or "float32",
-                "max_abs_diff_vs_keras": report.max_abs_diff,
-                "ops": list(report.ops),
-                "bytes": report.size_bytes,
-            }
+        batch_size = tflite_batch_size(card["family"])
+        with tempfile.TemporaryDirectory() as workdir:
+            converted = tmp / SAVED_MODEL_DIR
+            if batch_size is not None:  # the TFLite files' own SavedModel, with that batch
+                converted = export_saved_model(
+                    model,
+                    pathlib.Path(workdir) / SAVED_MODEL_DIR,
+                    output_names=output_names,
+                    batch_size=batch_size,
+                )
+            for quantization in (None, *quantizations):
+                variant = QUANTIZATION_VARIANTS.get(quantization, "fp32")
+                report = export_tflite(
+                    model,
+                    tmp / TFLITE_FILES[variant],
+                    quantization,
+                    representative_data if quantization == "int8" else None,
+                    inputs=inputs,
+                    output_names=output_names,
+                    saved_model_dir=converted,
+                    batch_size=batch_size,
+                )
+                tflite[TFLITE_FILES[variant]] = {
+                    "quantization": quantization or "float32",
+                    "batch_size": batch_size,
+                    "max_abs_diff_vs_keras": report.max_abs_diff,
+                    "ops": list(report.ops),
+                    "bytes": report.size_bytes,
+                }
 
         metrics = dict(card["metrics"])
         if evaluate is not None:

@@ -11,10 +11,10 @@ import tensorflow as tf
 from keras_attn._io import atomic_path
 
 
-def input_specs(model: keras.Model) -> list[tf.TensorSpec]:
-    """One named `tf.TensorSpec` per model input, batch left open."""
+def input_specs(model: keras.Model, batch_size: int | None = None) -> list[tf.TensorSpec]:
+    """One named `tf.TensorSpec` per model input, batch left open (`None`) or fixed."""
     return [
-        tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=tensor.name)
+        tf.TensorSpec((batch_size, *tensor.shape[1:]), tensor.dtype, name=tensor.name)
         for tensor in model.inputs
     ]
 
@@ -41,6 +41,7 @@ def export_saved_model(
     *,
     output_names: list[str] | None = None,
     extra_endpoints: dict | None = None,
+    batch_size: int | None = None,
 ) -> pathlib.Path:
     """Writes `model` as a SavedModel at `path`, atomically.
 
@@ -57,10 +58,13 @@ def export_saved_model(
     and saved beside `serving_default` (the aligner's `align_any_size`,
     `keras_attn.models.aligner_serving`); `serving_default` stays the one TFLite converts.
 
+    `batch_size` fixes the batch of `serving_default` and `__call__` (default: open), as
+    `export_tflite(..., batch_size=...)` needs for its conversion.
+
     Returns:
         The path written.
     """
-    specs = input_specs(model)
+    specs = input_specs(model, batch_size)
     dict_outputs = isinstance(model.output, dict)
     if dict_outputs:
         names = list(model.output) if output_names is None else list(output_names)

@@ -15,6 +15,8 @@ from keras_attn._io import atomic_path
 from keras_attn.export.saved_model import export_saved_model, input_specs
 
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
+# the inputs of an aligner, which `TFLiteModel` runs without XNNPACK when its batch is open
+ALIGNER_INPUTS = {"moving", "fixed"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,12 +28,14 @@ class TFLiteReport:
     size_bytes: int
     ops: tuple[str, ...]
     max_abs_diff: dict[str, float]
+    batch_size: int | None = None  # the file's fixed batch; None: open
 
     def __str__(self) -> str:
         diffs = ", ".join(f"{name} {value:.2e}" for name, value in self.max_abs_diff.items())
+        batch = "" if self.batch_size is None else f", batch {self.batch_size}"
         return (
             f"{self.path} ({self.quantization or 'float32'}, {self.size_bytes / 1e6:.2f} MB, "
-            f"{len(self.ops)} op types): max |TFLite - Keras| {diffs}"
+            f"{len(self.ops)} op types{batch}): max |TFLite - Keras| {diffs}"
         )
 
 
@@ -103,17 +107,17 @@ class TFLiteModel:
             models, which `keras_attn.pretrained.load` sets): calls with integer arrays, NaN or
             values far outside it raise a `ValueError` (see `check_value_range`). `None`: any.
         xnnpack: run with LiteRT's default XNNPACK delegate (True) or its builtin kernels
-            only. `keras_attn.pretrained.load` turns it off for aligners: with it on, an
-            aligner interpreter created after another one in the same process (LiteRT 2.3)
-            returned the homographies of other pairs after its batch grew from 1 to 8
-            (median corner error 24.6 px instead of 0.77 on the card's pairs;
-            `tests/test_pretrained.py`); the builtin kernels are right. It is not the resize
-            alone: with a fresh XNNPACK interpreter for each input shape, the third
-            interpreter of one aligner in a process still failed the same way, and so did
-            `aligner_flow` at batch 3 in a fresh interpreter after the earlier tests of
-            `tests/test_pretrained.py` (24.9 px). A repeatable trigger, and the builtin kernels'
-            cost (speed, and memory on the first call at a new batch size), are in
-            docs/benchmarks.md, "TFLite speed".
+            only (False). `None` (the default): XNNPACK, except for an aligner file (inputs
+            `moving` and `fixed`) with an open batch dimension. With XNNPACK, such a file
+            (as keras_attn exported aligners before they got a fixed batch of 1) returned the
+            homographies of other pairs in a second interpreter of the same process once its
+            batch grew from 1 to 8; the builtin kernels are right, but their first call at a
+            new batch size is slow and takes gigabytes. docs/benchmarks.md, "TFLite speed",
+            has the trigger and the measurements.
+
+    A model exported with a fixed batch (`export_tflite(..., batch_size=1)`, as keras_attn
+    exports aligners) still takes any batch here: the inputs are run in chunks of that size
+    (the last one padded with copies of its last item) and the outputs concatenated.
     """
 
     def __init__(
@@ -122,19 +126,27 @@ class TFLiteModel:
         *,
         num_threads: int | None = None,
         value_range: tuple[float, float] | None = None,
-        xnnpack: bool = True,
+        xnnpack: bool | None = None,
     ):
         self._source = content_or_path
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
             raise ValueError(f"num_threads must be a positive integer. Received: {num_threads!r}")
         self.num_threads = num_threads or available_cores()
         self.value_range = value_range
-        self.xnnpack = xnnpack
+        self.xnnpack = True if xnnpack is None else xnnpack
         self.interpreter = self._interpreter()
         runner = self.interpreter.get_signature_runner("serving_default")
-        self.input_names = tuple(runner.get_input_details())
+        details = runner.get_input_details()
+        self.input_names = tuple(details)
         self.output_names = tuple(runner.get_output_details())
+        batches = {int(detail["shape_signature"][0]) for detail in details.values()}
+        # the batch every call of the interpreter gets; None: open (any batch, resized)
+        self.batch_size = None if -1 in batches or len(batches) != 1 else batches.pop()
         self._runner = runner
+        if xnnpack is None and self.batch_size is None and set(self.input_names) == ALIGNER_INPUTS:
+            self.xnnpack = False
+            self.interpreter = self._interpreter()
+            self._runner = self.interpreter.get_signature_runner("serving_default")
 
     def _interpreter(self, **options):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -163,6 +175,11 @@ class TFLiteModel:
         if self.value_range is not None:
             check_value_range(inputs, self.value_range)
         inputs = {name: np.asarray(value, "float32") for name, value in inputs.items()}
+        if self.batch_size is not None:
+            return run_in_batches(self._invoke, inputs, self.batch_size)
+        return self._invoke(**inputs)
+
+    def _invoke(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
         try:
             return self._runner(**inputs)
         except RuntimeError as error:
@@ -178,6 +195,31 @@ class TFLiteModel:
             )
             self._runner = self.interpreter.get_signature_runner("serving_default")
             return self._runner(**inputs)
+
+
+def run_in_batches(call, inputs: dict[str, np.ndarray], batch_size: int) -> dict:
+    """`call(**chunk)` on `inputs` in chunks of exactly `batch_size` items along axis 0 (the
+    last chunk padded with copies of its last item), the named outputs concatenated and cut to
+    the inputs' batch. For a model with a fixed batch; every input must have the same batch."""
+    sizes = {name: np.shape(value)[0] if np.ndim(value) else 0 for name, value in inputs.items()}
+    if len(set(sizes.values())) != 1 or 0 in sizes.values():
+        raise ValueError(
+            "Every input needs the same batch size of at least 1 (axis 0). Received: "
+            + ", ".join(f"{name} {np.shape(value)}" for name, value in inputs.items())
+        )
+    total = next(iter(sizes.values()))
+    if total == batch_size:
+        return {name: np.asarray(value) for name, value in call(**inputs).items()}
+    chunks = []
+    for start in range(0, total, batch_size):
+        chunk = {}
+        for name, value in inputs.items():
+            part = value[start : start + batch_size]
+            if len(part) < batch_size:
+                part = np.concatenate([part, np.repeat(part[-1:], batch_size - len(part), 0)])
+            chunk[name] = part
+        chunks.append(call(**chunk))
+    return {name: np.concatenate([c[name] for c in chunks])[:total] for name in chunks[0]}
 
 
 def run_tflite(content_or_path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -213,6 +255,7 @@ def export_tflite(
     inputs: dict[str, np.ndarray] | None = None,
     output_names: list[str] | None = None,
     saved_model_dir: str | os.PathLike | None = None,
+    batch_size: int | None = None,
 ) -> TFLiteReport:
     """Converts `model` to TFLite with builtin ops only, atomically, and checks it in LiteRT.
 
@@ -229,9 +272,16 @@ def export_tflite(
             (in the model's input order) that look like real data.
         inputs: named arrays for the parity check; default `sample_inputs(model)`.
         output_names: names of the outputs (see `export_saved_model`).
-        saved_model_dir: an existing `export_saved_model(model, ..., output_names=...)` of the
-            same model to convert, instead of exporting a temporary one (saves the export when
-            several quantisations are made).
+        saved_model_dir: an existing `export_saved_model(model, ..., output_names=...,
+            batch_size=batch_size)` of the same model to convert, instead of exporting a
+            temporary one (saves the export when several quantisations are made).
+        batch_size: fix the batch of the TFLite file (default: open, any batch). With a fixed
+            batch every tensor's shape is known at conversion, so LiteRT plans all memory
+            once instead of allocating tensors while it runs: for the aligners, whose graphs
+            compute shapes at run time, the first call at a new batch size on the builtin
+            kernels took gigabytes and far longer than the next ones with an open batch
+            (docs/benchmarks.md, "TFLite speed").
+            `TFLiteModel` runs a fixed-batch file on any batch, in chunks.
 
     Returns:
         A `TFLiteReport` with the ops used, the size and the max |TFLite - Keras| per output.
@@ -247,12 +297,17 @@ def export_tflite(
         )
     if quantization == "int8" and representative_data is None:
         raise ValueError("quantization='int8' needs representative_data (a callable).")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer. Received: {batch_size!r}")
     inputs = sample_inputs(model) if inputs is None else inputs
 
     with tempfile.TemporaryDirectory() as workdir:
         if saved_model_dir is None:
             saved_model_dir = export_saved_model(
-                model, pathlib.Path(workdir) / "saved_model", output_names=output_names
+                model,
+                pathlib.Path(workdir) / "saved_model",
+                output_names=output_names,
+                batch_size=batch_size,
             )
         try:
             content = _converter(saved_model_dir, quantization, representative_data).convert()
@@ -263,8 +318,15 @@ def export_tflite(
                 f"runtime has no Flex delegate): {first}"
             ) from None
         signature = tf.saved_model.load(str(saved_model_dir)).signatures["serving_default"]
-        reference = signature(**{name: tf.constant(value) for name, value in inputs.items()})
-        reference = {name: value.numpy() for name, value in reference.items()}
+
+        def reference_call(**arrays):
+            outputs = signature(**{name: tf.constant(value) for name, value in arrays.items()})
+            return {name: value.numpy() for name, value in outputs.items()}
+
+        if batch_size is None:
+            reference = reference_call(**inputs)
+        else:
+            reference = run_in_batches(reference_call, inputs, batch_size)
 
     outputs = run_tflite(content, inputs)
     differences = {
@@ -276,4 +338,6 @@ def export_tflite(
     ops = sorted({op["op_name"] for op in Interpreter(model_content=content)._get_ops_details()})
     with atomic_path(path) as tmp:
         tmp.write_bytes(content)
-    return TFLiteReport(pathlib.Path(path), quantization, len(content), tuple(ops), differences)
+    return TFLiteReport(
+        pathlib.Path(path), quantization, len(content), tuple(ops), differences, batch_size
+    )

@@ -388,10 +388,20 @@ def test_tflite_export_matches_keras(model, tmp_path):
     moving, fixed = photo_pair()
     inference = aligner_inference_model(model)
     inputs = {"moving": moving, "fixed": fixed}
-    report = export_tflite(inference, tmp_path / "aligner.tflite", inputs=inputs)
+    # a fixed batch of 1, as keras_attn exports aligners (TFLITE_BATCH_SIZE)
+    report = export_tflite(inference, tmp_path / "aligner.tflite", inputs=inputs, batch_size=1)
     assert not any(op.startswith("Flex") for op in report.ops)
     expected = {key: np.asarray(value)[0] for key, value in inference(inputs).items()}
-    actual = {key: value[0] for key, value in TFLiteModel(report.path)(**inputs).items()}
+    runner = TFLiteModel(report.path)
+    assert runner.batch_size == 1 and runner.xnnpack
+    # a batch of 2 runs a pair at a time: the pair, then the pair swapped (another answer)
+    both = runner(moving=np.concatenate([moving, fixed]), fixed=np.concatenate([fixed, moving]))
+    actual = {key: value[0] for key, value in both.items()}
+    swapped = {
+        key: np.asarray(value)[0]
+        for key, value in inference({"moving": fixed, "fixed": moving}).items()
+    }
+    assert np.abs(both["flow"][1] - swapped["flow"]).max() < 0.1
     # The peak window of CorrelationMatch2D starts at an argmax, so rounding differences can
     # move a few near-tied matches by a cell: the output is not a smooth function of the input.
     # Measured on 5 photos: Keras eager vs graph (tf.function) up to
