@@ -110,6 +110,45 @@ def _uncompiled_copy(model: keras.Model) -> keras.Model:
     return copy
 
 
+def _export_tflite_files(
+    model, folder, family, quantizations, representative_data, inputs, output_names
+) -> dict:
+    """Writes the float32 file and one per quantisation into `folder`, converted from
+    `folder/saved_model` or, for a family with a fixed TFLite batch, from a temporary SavedModel
+    with that batch; returns the card's `parity.tflite` entries."""
+    tflite = {}
+    batch_size = tflite_batch_size(family)
+    with tempfile.TemporaryDirectory() as workdir:
+        converted = folder / SAVED_MODEL_DIR
+        if batch_size is not None:  # the TFLite files' own SavedModel, with that batch
+            converted = export_saved_model(
+                model,
+                pathlib.Path(workdir) / SAVED_MODEL_DIR,
+                output_names=output_names,
+                batch_size=batch_size,
+            )
+        for quantization in (None, *quantizations):
+            variant = QUANTIZATION_VARIANTS.get(quantization, "fp32")
+            report = export_tflite(
+                model,
+                folder / TFLITE_FILES[variant],
+                quantization,
+                representative_data if quantization == "int8" else None,
+                inputs=inputs,
+                output_names=output_names,
+                saved_model_dir=converted,
+                batch_size=batch_size,
+            )
+            tflite[TFLITE_FILES[variant]] = {
+                "quantization": quantization or "float32",
+                "batch_size": batch_size,
+                "max_abs_diff_vs_keras": report.max_abs_diff,
+                "ops": list(report.ops),
+                "bytes": report.size_bytes,
+            }
+    return tflite
+
+
 def package_model(
     model: keras.Model,
     name: str,
@@ -191,36 +230,9 @@ def package_model(
         export_saved_model(
             model, tmp / SAVED_MODEL_DIR, output_names=output_names, extra_endpoints=extra_endpoints
         )
-        tflite = {}
-        batch_size = tflite_batch_size(card["family"])
-        with tempfile.TemporaryDirectory() as workdir:
-            converted = tmp / SAVED_MODEL_DIR
-            if batch_size is not None:  # the TFLite files' own SavedModel, with that batch
-                converted = export_saved_model(
-                    model,
-                    pathlib.Path(workdir) / SAVED_MODEL_DIR,
-                    output_names=output_names,
-                    batch_size=batch_size,
-                )
-            for quantization in (None, *quantizations):
-                variant = QUANTIZATION_VARIANTS.get(quantization, "fp32")
-                report = export_tflite(
-                    model,
-                    tmp / TFLITE_FILES[variant],
-                    quantization,
-                    representative_data if quantization == "int8" else None,
-                    inputs=inputs,
-                    output_names=output_names,
-                    saved_model_dir=converted,
-                    batch_size=batch_size,
-                )
-                tflite[TFLITE_FILES[variant]] = {
-                    "quantization": quantization or "float32",
-                    "batch_size": batch_size,
-                    "max_abs_diff_vs_keras": report.max_abs_diff,
-                    "ops": list(report.ops),
-                    "bytes": report.size_bytes,
-                }
+        tflite = _export_tflite_files(
+            model, tmp, card["family"], quantizations, representative_data, inputs, output_names
+        )
 
         metrics = dict(card["metrics"])
         if evaluate is not None:

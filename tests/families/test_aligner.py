@@ -229,6 +229,13 @@ def test_package_model_ships_float_files_only(tiny_aligner, packaged, tmp_path):
     assert not any(op.startswith("Flex") for op in parity["ops"])
     assert max(parity["max_abs_diff_vs_keras"].values()) < 1e-3
     assert "model_int8.tflite" not in card["files"]
+    # a fixed batch of 1 (TFLITE_BATCH_SIZE), run with XNNPACK; the SavedModel takes any batch
+    for name in ("model.tflite", "model_fp16.tflite"):
+        assert card["parity"]["tflite"][name]["batch_size"] == 1
+        runner = pretrained.load(
+            "aligner_tiny", "tflite", variant=name[6:-7] or None, root=packaged
+        )
+        assert runner.batch_size == 1 and runner.xnnpack is True
 
     for quantization in ("dynamic", "int8"):
         with pytest.raises(ValueError, match="float32 or float16 only"):
