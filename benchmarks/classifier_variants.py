@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import pathlib
@@ -82,6 +83,7 @@ def _attention(spec: str):
     return stages[0] if len(stages) == 1 else tuple(stages)
 
 
+@functools.cache  # the width search asks again for the same counts on every main() call
 def params(variant: str, widths: tuple[int, ...]) -> int:
     model = registry.build_model(
         PRESET, attention=_attention(VARIANTS[variant]), widths=widths, depths=DEPTHS
