@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo_output
 PYTEST_ARGS ?=
+# `make test` runs the tests in this many processes (pytest-xdist), a test file per process at a
+# time (`--dist loadfile`: a module's expensive fixtures are built once); 0 runs them in this one.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test test-fast lint benchmark clean
 
@@ -23,7 +26,7 @@ demo: $(BIN)/.installed
 	$(BIN)/keras-attn demo --output $(DEMO_DIR)
 
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The tests that take under 2 s each (tests/slow_tests.txt lists the others): a few minutes.
 test-fast: $(BIN)/.installed

@@ -64,6 +64,7 @@ setup(
         "test": [
             "pytest>=8",
             "pytest-timeout>=2.3",
+            "pytest-xdist>=3.5",  # `make test` runs the suite on 2 workers
             "hypothesis>=6.100",
             "scipy>=1.11",
             "psutil>=5.9",
