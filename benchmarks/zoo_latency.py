@@ -6,7 +6,8 @@ pair of 128x128 grayscale patches for the aligners. Keras runs `predict_on_batch
 once), TFLite the shipped file as `keras_attn.pretrained.load(name, "tflite")` runs it (LiteRT's
 signature runner on every available core, XNNPACK; the aligners' files take one pair per
 call). Median over `--repeats` runs after `--warmup` runs; the input content does not change
-the work, so it is uniform noise. CPU timings move with the machine's load: compare rows of one run.
+the work, so it is uniform noise. CPU timings move with the machine's load: compare rows of
+one run.
 
 Run:
     python benchmarks/zoo_latency.py --json runs/zoo_latency.json

@@ -44,22 +44,16 @@ FLOAT_ONLY = {
 }
 
 
-# Families whose TFLite files have a fixed batch, and why (the others take any batch).
-# `TFLiteModel` runs a fixed-batch file on any batch, in chunks.
-TFLITE_BATCH_SIZE = {
-    "aligner": (
-        1,
-        "an aligner's graph computes shapes at run time, so with an open batch LiteRT allocated "
-        "its tensors while running: its first call at a new batch size took gigabytes, and "
-        "XNNPACK returned other pairs' homographies after a resize (docs/benchmarks.md, "
-        '"TFLite speed")',
-    ),
-}
+# Families whose TFLite files have a fixed batch (the others take any batch): an aligner's graph
+# computes shapes at run time, so with an open batch LiteRT allocated its tensors during each
+# first call at a new batch size, and XNNPACK returned other pairs' homographies after a resize
+# (docs/benchmarks.md, "Aligners in TFLite"). `TFLiteModel` runs a fixed-batch file on any batch.
+TFLITE_BATCH_SIZE = {"aligner": 1}
 
 
 def tflite_batch_size(family: str) -> int | None:
     """The fixed batch of `family`'s TFLite files (`TFLITE_BATCH_SIZE`), or `None` (open)."""
-    return TFLITE_BATCH_SIZE.get(family, (None, ""))[0]
+    return TFLITE_BATCH_SIZE.get(family)
 
 
 def check_quantization(family: str, quantization: str | None) -> None:

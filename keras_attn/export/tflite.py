@@ -112,8 +112,8 @@ class TFLiteModel:
             (as keras_attn exported aligners before they got a fixed batch of 1) returned the
             homographies of other pairs in a second interpreter of the same process once its
             batch grew from 1 to 8; the builtin kernels are right, but their first call at a
-            new batch size is slow and takes gigabytes. docs/benchmarks.md, "TFLite speed",
-            has the trigger and the measurements.
+            new batch size is slow and takes gigabytes. docs/benchmarks.md, "Aligners in
+            TFLite", has the trigger and the measurements.
 
     A model exported with a fixed batch (`export_tflite(..., batch_size=1)`, as keras_attn
     exports aligners) still takes any batch here: the inputs are run in chunks of that size
@@ -280,7 +280,7 @@ def export_tflite(
             once instead of allocating tensors while it runs: for the aligners, whose graphs
             compute shapes at run time, the first call at a new batch size on the builtin
             kernels took gigabytes and far longer than the next ones with an open batch
-            (docs/benchmarks.md, "TFLite speed").
+            (docs/benchmarks.md, "Aligners in TFLite").
             `TFLiteModel` runs a fixed-batch file on any batch, in chunks.
 
     Returns:
