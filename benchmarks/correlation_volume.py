@@ -1,12 +1,13 @@
 """
 Title: Two TFLite formulations of the local cost volume of `CorrelationMatch2D`
-Description: the layer computes a local cost volume of radius r as one slice, multiply and sum
-per offset ((2r + 1)^2 of each). The alternative here computes, for each of the 2r + 1 row
-offsets, every cell of a row against the whole shifted row in one batched matmul and reads the
-2r + 1 column offsets out of the band of that matrix (flattened, M[x, x + k] sits at
-x * (L + 1) + k). Both give the same logits; this script checks that, converts a one-layer model
-of each to TFLite (builtin ops) and times them with and without XNNPACK in interleaved rounds,
-at the shapes the shipped aligner uses.
+Description: a local cost volume of radius r is either one slice, multiply and sum per offset
+((2r + 1)^2 of each), or, for each of the 2r + 1 row offsets, every cell of a row against the
+whole shifted row in one batched matmul, with the 2r + 1 column offsets read out of the band of
+that matrix (flattened, M[x, x + k] sits at x * (L + 1) + k). The layer has both and uses the
+second from radius 3 on (`_ROW_MATMUL_MIN_RADIUS`); this script forces each in turn, checks that
+they give the same logits, converts a one-layer model of each to TFLite (builtin ops, a fixed
+batch, as the shipped aligners are converted) and times them with and without XNNPACK in
+interleaved rounds, at the shapes the shipped aligner uses.
 
 Run:
     python benchmarks/correlation_volume.py
@@ -25,10 +26,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from keras import ops  # noqa: E402
 
 from keras_attn.export import available_cores  # noqa: E402
 from keras_attn.layers import CorrelationMatch2D  # noqa: E402
+from keras_attn.layers.correlation_match_2d import _ROW_MATMUL_MIN_RADIUS  # noqa: E402
 
 # (radius, feature shape) of the local levels of the shipped aligner_homography (4 hypotheses)
 CASES = [(6, (4, 32, 32, 32)), (3, (4, 32, 32, 32)), (2, (4, 64, 64, 16))]
@@ -42,43 +43,21 @@ def _profile_tools():
     return module
 
 
-class RowMatmulCorrelation(CorrelationMatch2D):
-    """`CorrelationMatch2D` whose local cost volume is 2r + 1 batched matmuls."""
+class PerOffset(CorrelationMatch2D):
+    """`CorrelationMatch2D` with one slice, multiply and sum per offset at every radius."""
 
-    def _local(self, fixed, moving, scale):
-        r = self.radius
-        window = 2 * r + 1
-        shape = ops.shape(fixed)
-        batch, height, width, channels = shape[0], shape[1], shape[2], fixed.shape[-1]
-        padded = ops.pad(moving, ((0, 0), (r, r), (r, r), (0, 0)))
-        length = width + 2 * r
-        queries = ops.reshape(fixed, (-1, width, channels))
-        rows = []
-        for dy in range(-r, r + 1):
-            keys = ops.reshape(
-                ops.slice(padded, (0, r + dy, 0, 0), (batch, height, length, channels)),
-                (-1, length, channels),
-            )
-            scores = ops.matmul(queries, ops.transpose(keys, (0, 2, 1)))  # (B*H, W, L)
-            scores = ops.reshape(scores, (batch * height, width * length))
-            scores = ops.pad(scores, ((0, 0), (0, width)))
-            scores = ops.reshape(scores, (batch * height, width, length + 1))
-            rows.append(ops.slice(scores, (0, 0, 0), (batch * height, width, window)))
-        logits = ops.reshape(ops.concatenate(rows, axis=-1), (batch, height, width, window**2))
-        weights = ops.softmax(logits * scale, axis=-1)
-        offsets = ops.convert_to_tensor(
-            [(float(dx), float(dy)) for dy in range(-r, r + 1) for dx in range(-r, r + 1)],
-            dtype="float32",
-        )
-        peak, mass = self._around_peak(weights, offsets)
-        displacement = ops.einsum("bhwk,kd->bhwd", peak, offsets)
-        return displacement, ops.expand_dims(mass, -1), weights
+    def _local_logits_by_rows(self, fixed, padded):
+        return self._local_logits_by_offsets(fixed, padded)
 
 
-FORMULATIONS = {
-    "slice per offset (shipped)": CorrelationMatch2D,
-    "matmul per row offset": RowMatmulCorrelation,
-}
+class PerRow(CorrelationMatch2D):
+    """`CorrelationMatch2D` with one batched matmul per row offset at every radius."""
+
+    def _local_logits_by_offsets(self, fixed, padded):
+        return self._local_logits_by_rows(fixed, padded)
+
+
+FORMULATIONS = {"slice per offset": PerOffset, "matmul per row offset": PerRow}
 
 
 def one_layer(cls, radius: int, shape: tuple[int, ...]) -> keras.Model:
@@ -117,7 +96,9 @@ def main(argv=None) -> int:
             reference = displacement if reference is None else reference
             difference = float(np.abs(displacement - reference).max())
             for xnnpack in (False, True):
-                invoke, op_names = tools.tflite_runner(model, feed, args.threads, xnnpack)
+                invoke, op_names = tools.tflite_runner(
+                    model, feed, args.threads, xnnpack, fixed_batch=True
+                )
                 ops_count = len(op_names) - op_names.count("DELEGATE")
                 rows[(radius, shape, label, xnnpack)] = [invoke, ops_count, difference, []]
     for _ in range(args.rounds):
@@ -129,17 +110,19 @@ def main(argv=None) -> int:
     )
     print(
         "| radius | features | formulation | TFLite ops | max displacement diff | builtin ms "
-        "| XNNPACK ms |"
+        "| XNNPACK ms | the layer's |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for (radius, shape, label, xnnpack), row in rows.items():
         if xnnpack:
             continue
         builtin = statistics.median(row[3])
         delegated = statistics.median(rows[(radius, shape, label, True)][3])
+        by_rows = radius >= _ROW_MATMUL_MIN_RADIUS
+        chosen = "yes" if (FORMULATIONS[label] is PerRow) == by_rows else ""
         print(
             f"| {radius} | {'x'.join(map(str, shape))} | {label} | {row[1]} | {row[2]:.1e} | "
-            f"{builtin:.2f} | {delegated:.2f} |"
+            f"{builtin:.2f} | {delegated:.2f} | {chosen} |"
         )
     return 0
 

@@ -17,7 +17,7 @@ LiteRT's Python interpreter has no per-op profiler (the C++ `benchmark_model` to
 Run:
     python benchmarks/tflite_profile.py --model saved_models/sr_x2/model.keras --size 256
     python benchmarks/tflite_profile.py --model saved_models/aligner_homography/model.keras \
-        --no-xnnpack
+        --fixed-batch
 """
 
 from __future__ import annotations
@@ -107,17 +107,33 @@ def one_layer_models(model: keras.Model, inputs: list[np.ndarray]) -> list[dict]
     return result
 
 
-def tflite_runner(model: keras.Model, feed: list[np.ndarray], threads: int, xnnpack: bool):
+def tflite_runner(
+    model: keras.Model,
+    feed: list[np.ndarray],
+    threads: int,
+    xnnpack: bool,
+    fixed_batch: bool = False,
+):
     """(invoke, ops): a LiteRT interpreter of the model's fp32 TFLite conversion (builtin ops,
-    `keras_attn.export.export_tflite`) with `feed` set, and the TFLite op names it runs."""
+    `keras_attn.export.export_tflite`) with `feed` set, and the TFLite op names it runs. With
+    `fixed_batch`, the file's batch is fixed to the feed's (as the shipped aligners' are) where
+    every input has the same batch."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     names = [tensor.name for tensor in model.inputs]
+    # a layer inside the aligner may take tensors of two batches (4 hypotheses beside 1 pair):
+    # its one-layer file keeps an open batch
+    batches = {len(array) for array in feed}
     with tempfile.TemporaryDirectory() as workdir:
         path = pathlib.Path(workdir) / "model.tflite"
         with contextlib.redirect_stdout(io.StringIO()):  # the converter prints every variable
             # as the shipped files are made (through a SavedModel), checked on the real tensors
-            export_tflite(model, path, inputs=dict(zip(names, feed, strict=True)))
+            export_tflite(
+                model,
+                path,
+                inputs=dict(zip(names, feed, strict=True)),
+                batch_size=batches.pop() if fixed_batch and len(batches) == 1 else None,
+            )
         content = path.read_bytes()
     options = {"num_threads": threads}
     if not xnnpack:
@@ -163,14 +179,14 @@ def compact_ops(ops: list[str]) -> str:
     return ", ".join(op if counts[op] == 1 else f"{counts[op]}x {op}" for op in dict.fromkeys(ops))
 
 
-def profile(model, size, threads, xnnpack, rounds, repeats) -> dict:
+def profile(model, size, threads, xnnpack, rounds, repeats, fixed_batch=False) -> dict:
     inputs = sample_inputs(model, size)
     keras_input = keras.tree.pack_sequence_as(model._inputs_struct, inputs)
     model.predict_on_batch(keras_input)  # trace once
-    whole_invoke, whole_ops = tflite_runner(model, inputs, threads, xnnpack)
+    whole_invoke, whole_ops = tflite_runner(model, inputs, threads, xnnpack, fixed_batch)
     rows = []
     for part in one_layer_models(model, inputs):
-        invoke, ops = tflite_runner(part["model"], part["feed"], threads, xnnpack)
+        invoke, ops = tflite_runner(part["model"], part["feed"], threads, xnnpack, fixed_batch)
         rows.append({**part, "invoke": invoke, "ops": ops, "ms": []})
     keras_ms, tflite_ms = [], []
     for _ in range(rounds):
@@ -182,6 +198,7 @@ def profile(model, size, threads, xnnpack, rounds, repeats) -> dict:
         "input_shapes": [list(x.shape) for x in inputs],
         "threads": threads,
         "xnnpack": xnnpack,
+        "fixed_batch": fixed_batch,
         "rounds": rounds,
         "repeats": repeats,
         "keras_ms": statistics.median(keras_ms),
@@ -203,6 +220,8 @@ def profile(model, size, threads, xnnpack, rounds, repeats) -> dict:
 def print_tables(result: dict, top: int) -> None:
     shapes = " + ".join("x".join(map(str, s[1:])) for s in result["input_shapes"])
     delegate = "XNNPACK" if result["xnnpack"] else "builtin kernels (no XNNPACK)"
+    if result.get("fixed_batch"):
+        delegate += ", fixed batch"
     print(
         f"Input {shapes}, batch 1; TFLite fp32, {delegate}, {result['threads']} threads; median "
         f"of {result['rounds']} interleaved rounds of {result['repeats']} calls\n"
@@ -247,6 +266,11 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--no-xnnpack", dest="xnnpack", action="store_false", help="builtin kernels only"
     )
+    parser.add_argument(
+        "--fixed-batch",
+        action="store_true",
+        help="convert with a fixed batch of 1, as the shipped aligners' files are",
+    )
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--repeats", type=int, default=10, help="calls per row per round")
     parser.add_argument("--top", type=int, default=15, help="slowest layer calls to list")
@@ -259,7 +283,9 @@ def main(argv=None) -> int:
     model = keras.saving.load_model(args.model, compile=False)
     if not isinstance(model, keras.Model) or not hasattr(model, "_nodes"):
         parser.error(f"--model {args.model!r} is not a functional Keras model")
-    result = profile(model, args.size, args.threads, args.xnnpack, args.rounds, args.repeats)
+    result = profile(
+        model, args.size, args.threads, args.xnnpack, args.rounds, args.repeats, args.fixed_batch
+    )
     result["model"] = args.model
     print_tables(result, args.top)
     if args.json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_attn.layers import _checks
@@ -14,6 +15,10 @@ from keras_attn.layers._ops import first_argmax, l2_normalize
 # regions, after a ReLU) get cosines near zero, not unit vectors pointing anywhere. The shipped
 # aligners were trained with this value; 1e-12 changes their outputs measurably.
 _FEATURE_EPSILON = 1e-6
+# From this radius on, the local cost volume is computed row offset by row offset with batched
+# matmuls instead of offset by offset: the same cosines in far fewer ops, faster in TFLite
+# there and slower below it (docs/benchmarks.md, "Aligners in TFLite").
+_ROW_MATMUL_MIN_RADIUS = 3
 
 
 @keras.saving.register_keras_serializable(package="keras_attn")
@@ -133,29 +138,78 @@ class CorrelationMatch2D(keras.layers.Layer):
         # an axis after an ellipsis on a tensor of unknown dims
         distance = ops.max(ops.abs(positions - ops.expand_dims(best, -2)), axis=-1)
         inside = ops.cast(distance <= float(self.peak_radius) + 1e-3, weights.dtype)
-        kept = weights * inside
+        return self._renormalise(weights * inside)
+
+    @staticmethod
+    def _renormalise(kept):
+        """(kept / its sum, the sum) along the last axis."""
         mass = ops.sum(kept, axis=-1)
         return kept / (ops.expand_dims(mass, -1) + 1e-12), mass
 
     def _local(self, fixed, moving, scale):
         r = self.radius
-        shape = ops.shape(fixed)
-        height, width = shape[1], shape[2]
         padded = ops.pad(moving, ((0, 0), (r, r), (r, r), (0, 0)))
+        offsets = [(float(dx), float(dy)) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
+        if r >= _ROW_MATMUL_MIN_RADIUS:
+            logits = self._local_logits_by_rows(fixed, padded)
+        else:
+            logits = self._local_logits_by_offsets(fixed, padded)
+        weights = ops.softmax(logits * scale, axis=-1)
+        if self.peak_radius is None:
+            peak, mass = weights, ops.max(weights, axis=-1)
+        else:
+            # which candidates lie within peak_radius of each candidate: a constant, so the
+            # window around the best one is one row lookup (the global path computes it)
+            table = np.asarray(offsets, dtype="float32")
+            distance = np.abs(table[:, None, :] - table[None, :, :]).max(axis=-1)
+            near = (distance <= float(self.peak_radius) + 1e-3).astype("float32")
+            inside = ops.take(ops.convert_to_tensor(near), first_argmax(weights), axis=0)
+            peak, mass = self._renormalise(weights * inside)
+        offsets = ops.convert_to_tensor(offsets, dtype="float32")
+        displacement = ops.einsum("bhwk,kd->bhwd", peak, offsets)
+        return displacement, ops.expand_dims(mass, -1), weights
+
+    def _local_logits_by_offsets(self, fixed, padded):
+        """`(B, H, W, (2r + 1)^2)` cosines: a slice, a product and a sum per offset."""
+        r = self.radius
+        shape = ops.shape(fixed)
         logits = []
-        offsets = []
         for dy in range(-r, r + 1):
             for dx in range(-r, r + 1):
                 shifted = ops.slice(
-                    padded, (0, r + dy, r + dx, 0), (shape[0], height, width, shape[3])
+                    padded, (0, r + dy, r + dx, 0), (shape[0], shape[1], shape[2], shape[3])
                 )
                 logits.append(ops.sum(fixed * shifted, axis=-1))
-                offsets.append((float(dx), float(dy)))
-        weights = ops.softmax(ops.stack(logits, axis=-1) * scale, axis=-1)
-        offsets = ops.convert_to_tensor(offsets, dtype="float32")
-        peak, mass = self._around_peak(weights, offsets)
-        displacement = ops.einsum("bhwk,kd->bhwd", peak, offsets)
-        return displacement, ops.expand_dims(mass, -1), weights
+        return ops.stack(logits, axis=-1)
+
+    def _local_logits_by_rows(self, fixed, padded):
+        """The same cosines, in the same order, from one batched matmul per row offset.
+
+        Every cell of a row against the whole shifted row of `padded` (length `L = W + 2r`);
+        the `2r + 1` column offsets of cell `x` are `M[x, x:x + 2r + 1]`, which a flat view of
+        `M` padded to rows of `L + 1` lays out as the first `2r + 1` columns of row `x`. Far
+        fewer ops than one slice per offset, which is what TFLite's time depends on at
+        larger radii (docs/benchmarks.md, "Aligners in TFLite").
+        """
+        r = self.radius
+        window = 2 * r + 1
+        shape = ops.shape(fixed)
+        batch, height, width = shape[0], shape[1], shape[2]
+        channels = fixed.shape[-1]
+        length = width + 2 * r
+        queries = ops.reshape(fixed, (-1, width, channels))
+        rows = []
+        for dy in range(window):
+            keys = ops.reshape(
+                ops.slice(padded, (0, dy, 0, 0), (batch, height, length, channels)),
+                (-1, length, channels),
+            )
+            scores = ops.einsum("bqc,bkc->bqk", queries, keys)  # (B * H, W, L)
+            scores = ops.reshape(scores, (batch * height, width * length))
+            scores = ops.pad(scores, ((0, 0), (0, width)))
+            scores = ops.reshape(scores, (batch * height, width, length + 1))
+            rows.append(ops.slice(scores, (0, 0, 0), (batch * height, width, window)))
+        return ops.reshape(ops.concatenate(rows, axis=-1), (batch, height, width, window**2))
 
     def compute_output_spec(self, fixed, moving, return_attention_scores=False):
         batch, height, width = fixed.shape[:3]

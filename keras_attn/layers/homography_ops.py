@@ -48,14 +48,7 @@ def normalise(matrix):
 
 def apply(matrix, points):
     """Maps `(B, N, 2)` points by `(B, 3, 3)` homographies (projective division included)."""
-    x = points[..., 0]
-    y = points[..., 1]
-
-    def row(i):
-        return matrix[:, i : i + 1, 0] * x + matrix[:, i : i + 1, 1] * y + matrix[:, i : i + 1, 2]
-
-    w = row(2)
-    return ops.stack([row(0) / w, row(1) / w], axis=-1)
+    return ops.stack(_apply_xy(matrix, points[..., 0], points[..., 1]), axis=-1)
 
 
 def invert(matrix):
@@ -98,12 +91,17 @@ def robust_fit(source, target, weights, regularization=1e-3, iterations=4, scale
     Cauchy weight `1 / (1 + (r / scale)^2)` of every point's residual `r` under the current
     fit (`scale` in normalised units: 0.1 is ~6 px on a 128-pixel image), then refits. Still
     only slices and arithmetic, so it converts to TFLite builtins and stays differentiable.
+    The design matrix depends on the points only, so it is built once for all the refits.
     """
-    matrix = fit(source, target, weights, regularization)
+    x, y = source[..., 0], source[..., 1]
+    u, v = target[..., 0], target[..., 1]
+    design = _design(x, y, u, v)
+    matrix = _solve_weighted(design, weights, regularization)
     for _ in range(iterations):
-        residual = ops.sum(ops.square(apply(matrix, source) - target), axis=-1)
+        mapped_x, mapped_y = _apply_xy(matrix, x, y)
+        residual = ops.square(mapped_x - u) + ops.square(mapped_y - v)
         robust = weights / (1.0 + residual / (scale * scale))
-        matrix = fit(source, target, robust, regularization)
+        matrix = _solve_weighted(design, robust, regularization)
     return matrix
 
 
@@ -147,23 +145,45 @@ def fit(source, target, weights, regularization=1e-3):
     Returns:
         `(B, 3, 3)` homographies.
     """
-    x, y = source[..., 0], source[..., 1]
-    u, v = target[..., 0], target[..., 1]
+    design = _design(source[..., 0], source[..., 1], target[..., 0], target[..., 1])
+    return _solve_weighted(design, weights, regularization)
+
+
+def _design(x, y, u, v):
+    """`(B, 9, 2N)`: the 8 DLT columns of every point's two equations, then their targets.
+
+    Row-major in the point axis (stacked on axis 1), so that the normal equations and their
+    right-hand side come out of one matrix product with no transposed left operand.
+    """
     zeros = ops.zeros_like(x)
     ones = ops.ones_like(x)
-    rows_u = ops.stack([x, y, ones, zeros, zeros, zeros, -x * u, -y * u], axis=-1)
-    rows_v = ops.stack([zeros, zeros, zeros, x, y, ones, -x * v, -y * v], axis=-1)
+    rows_u = ops.stack([x, y, ones, zeros, zeros, zeros, -x * u, -y * u, u], axis=1)
+    rows_v = ops.stack([zeros, zeros, zeros, x, y, ones, -x * v, -y * v, v], axis=1)
+    return ops.concatenate([rows_u, rows_v], axis=2)
+
+
+def _solve_weighted(design, weights, regularization):
+    """The weighted DLT solution for a `_design` matrix and `(B, N)` weights."""
     weights = weights / (ops.sum(weights, axis=-1, keepdims=True) + 1e-6)
-    weighted_u = rows_u * ops.expand_dims(weights, -1)
-    weighted_v = rows_v * ops.expand_dims(weights, -1)
-    normal = ops.einsum("bni,bnj->bij", weighted_u, rows_u) + ops.einsum(
-        "bni,bnj->bij", weighted_v, rows_v
-    )
-    rhs = ops.einsum("bni,bn->bi", weighted_u, u) + ops.einsum("bni,bn->bi", weighted_v, v)
+    weights = ops.expand_dims(ops.concatenate([weights, weights], axis=-1), 1)
+    # (B, 9, 9): the 8x8 normal matrix A^T W A and, in its last column, A^T W b
+    moments = ops.einsum("bin,bjn->bij", design * weights, design)
+    normal = moments[:, :8, :8]
+    rhs = moments[:, :8, 8]
     eye = ops.eye(8, dtype=normal.dtype)
     prior = ops.convert_to_tensor(_IDENTITY_PARAMS, dtype=normal.dtype)
     params = solve_spd(normal + regularization * eye[None], rhs + regularization * prior[None])
     return from_params(params)
+
+
+def _apply_xy(matrix, x, y):
+    """`apply` on coordinates held as two `(B, N)` tensors; returns the two mapped ones."""
+
+    def row(i):
+        return matrix[:, i : i + 1, 0] * x + matrix[:, i : i + 1, 1] * y + matrix[:, i : i + 1, 2]
+
+    w = row(2)
+    return row(0) / w, row(1) / w
 
 
 def square_to_quad(corners):

@@ -26,7 +26,7 @@ from keras_attn.layers import _checks
 from keras_attn.layers import homography_ops as hom
 from keras_attn.layers._homography_layer import HomographyLayer
 from keras_attn.layers._ops import first_argmax
-from keras_attn.layers.warp import Warp
+from keras_attn.layers.warp import Warp, coverage
 
 
 def _one_hot(index, count):
@@ -268,8 +268,10 @@ class SelectHypothesis(HomographyLayer):
         flow = ops.reshape(
             (hom.apply(estimates, points) - points) * to_pixels, (-1, height, width, 2)
         )
-        both = self._warp([ops.concatenate([moving, ops.ones_like(moving)], -1), flow])
-        warped, covered = both[..., :1], ops.cast(both[..., 1:] > 0.999, "float32")
+        corners = self._warp.corners(moving, flow)
+        warped = self._warp.sample(moving, corners)
+        # the warp of an all-ones image, computed from the corners: nothing to gather
+        covered = ops.cast(coverage(*corners, height, width) > 0.999, "float32")
         area = ops.sum(covered, axis=(1, 2, 3))
         safe = ops.maximum(area, 1.0)
 

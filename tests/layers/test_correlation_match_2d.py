@@ -108,6 +108,51 @@ def test_confidence_is_the_mass_around_the_peak(rng):
     np.testing.assert_allclose(np.asarray(confidence).reshape(25), expected, atol=1e-5)
 
 
+def local_reference(fixed, moving, radius, scale, peak_radius):
+    """NumPy: the local layer's weights, displacement and confidence, from their definition."""
+
+    def unit(x):
+        return x / np.sqrt((x * x).sum(-1, keepdims=True) + 1e-6)
+
+    fixed, moving = unit(fixed.astype("float64")), unit(moving.astype("float64"))
+    r = radius
+    padded = np.pad(moving, ((0, 0), (r, r), (r, r), (0, 0)))
+    height, width = fixed.shape[1:3]
+    offsets = [(dx, dy) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
+    logits = np.stack(
+        [
+            (fixed * padded[:, r + dy : r + dy + height, r + dx : r + dx + width]).sum(-1)
+            for dx, dy in offsets
+        ],
+        axis=-1,
+    )
+    weights = np.exp(scale * (logits - logits.max(-1, keepdims=True)))
+    weights /= weights.sum(-1, keepdims=True)
+    offsets = np.asarray(offsets, "float64")
+    best = offsets[np.argmax(weights, axis=-1)]
+    near = np.abs(offsets - best[..., None, :]).max(-1) <= peak_radius
+    kept = weights * near
+    mass = kept.sum(-1)
+    displacement = (kept / mass[..., None]) @ offsets
+    return weights, displacement, mass[..., None]
+
+
+# radius 2 slices per offset, radius 3 and more multiply whole rows: both against the definition,
+# a radius wider than the grid and a non-square grid among them
+@pytest.mark.parametrize(
+    "radius, shape", [(1, (2, 5, 7, 3)), (2, (1, 9, 4, 16)), (3, (2, 6, 5, 8)), (6, (1, 4, 9, 4))]
+)
+def test_local_matching_matches_numpy(radius, shape, rng):
+    fixed = rng.normal(size=shape).astype("float32")
+    moving = rng.normal(size=shape).astype("float32")
+    moving[0, :2] = 0.0  # featureless cells: ties, resolved to the first offset
+    layer = CorrelationMatch2D(radius, temperature=6.0)
+    displacement, confidence, weights = layer(fixed, moving, return_attention_scores=True)
+    expected = local_reference(fixed, moving, radius, 6.0, peak_radius=1)
+    for got, want in zip((weights, displacement, confidence), expected, strict=True):
+        np.testing.assert_allclose(np.asarray(got), want, atol=2e-5)
+
+
 @pytest.mark.parametrize("radius", [None, 2])
 def test_dynamic_spatial_size(radius, rng):
     fixed, moving = shifted_pair(rng, channels=8)
@@ -223,6 +268,6 @@ def _check_tflite(layer, rng):
     assert np.abs(expected[0]).max() > 1.0  # real displacements, not zeros
 
 
-@pytest.mark.parametrize("radius, peak_radius", [(None, 1), (2, 1), (2, None)])
+@pytest.mark.parametrize("radius, peak_radius", [(None, 1), (2, 1), (2, None), (3, 1)])
 def test_tflite_builtins_match_keras(radius, peak_radius, rng):
     _check_tflite(CorrelationMatch2D(radius, peak_radius=peak_radius), rng)

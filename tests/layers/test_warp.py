@@ -4,6 +4,7 @@ import pytest
 from scipy import ndimage
 
 from keras_attn.layers import Warp
+from keras_attn.layers.warp import coverage
 from tests.helpers import run_layer_test
 
 
@@ -36,14 +37,27 @@ def test_layer(fill_mode, rng):
     )
 
 
+# 2 channels: one gather of each 2x2 block; 6: four gathers (feature maps)
+@pytest.mark.parametrize("channels", [2, 6])
 @pytest.mark.parametrize(
     "fill_mode, scipy_mode", [("constant", "grid-constant"), ("nearest", "nearest")]
 )
-def test_matches_scipy_map_coordinates(fill_mode, scipy_mode, rng):
-    moving = rng.uniform(size=(2, 9, 11, 2)).astype("float32")
+def test_matches_scipy_map_coordinates(fill_mode, scipy_mode, channels, rng):
+    moving = rng.uniform(size=(2, 9, 11, channels)).astype("float32")
     flow = rng.normal(scale=3.0, size=(2, 9, 11, 2)).astype("float32")
+    flow[0, :3, :3] = [[-30.0, 2.0], [4.0, 25.0], [-1.5, -0.5]]  # far outside and just outside
     warped = Warp(fill_mode=fill_mode)([moving, flow])
     np.testing.assert_allclose(warped, scipy_warp(moving, flow, scipy_mode), atol=1e-5)
+
+
+def test_coverage_is_the_warp_of_ones(rng):
+    flow = rng.normal(scale=3.0, size=(2, 9, 11, 2)).astype("float32")
+    flow[0, 0, 0] = [-8.0, 0.0]
+    layer = Warp(fill_mode="constant")
+    ones = np.ones((2, 9, 11, 1), "float32")
+    covered = coverage(*layer.corners(ones, flow), 9, 11)
+    np.testing.assert_array_equal(np.asarray(covered), np.asarray(layer([ones, flow])))
+    assert np.asarray(covered).min() == 0.0 and np.asarray(covered).max() == 1.0
 
 
 def test_conventions(rng):
@@ -66,6 +80,26 @@ def test_gradients_flow_to_the_flow(rng):
         loss = tf.reduce_sum(Warp()([moving, flow]))
     grad = tape.gradient(loss, flow)
     assert np.abs(grad.numpy()).sum() > 0
+
+
+@pytest.mark.parametrize("channels", [1, 6])
+@pytest.mark.parametrize("fill_mode", ["constant", "nearest"])
+def test_gradient_on_the_border_is_the_one_sided_difference(fill_mode, channels):
+    """Zero flow puts the last row and column exactly on the border. There, the gradient of
+    the warp along x is the difference to the next pixel: 0 - border for "constant" (the
+    fill value lies outside), 0 for "nearest" (the border repeats)."""
+    import tensorflow as tf
+
+    image = np.arange(1.0, 13.0, dtype="float32").reshape(1, 3, 4, 1)
+    moving = tf.constant(np.repeat(image, channels, axis=-1))
+    flow = tf.Variable(np.zeros((1, 3, 4, 2), "float32"))
+    with tf.GradientTape() as tape:
+        warped = Warp(fill_mode=fill_mode)([moving, flow])
+    grad = tape.gradient(warped, flow).numpy()[0] / channels
+    border = image[0, :, 3, 0]
+    expected = -border if fill_mode == "constant" else np.zeros(3)
+    np.testing.assert_allclose(grad[:, 3, 0], expected)
+    np.testing.assert_allclose(grad[:, :3, 0], 1.0)  # inside: the next pixel is one more
 
 
 def test_float32_under_mixed_precision(rng):
