@@ -15,6 +15,11 @@
 #                                            # on bundled + collection photos, 6,000 steps
 #   bash scripts/long_runs.sh aligner_homography_long   # the shipped one, 12,000 steps more
 #
+# A run folder (runs/ is not in git) lives on the machine that ran it: a session that starts on a
+# new machine starts the run over. To carry an unfinished run across, commit its folder with
+# `git add -f runs/NAME` (its backup/ is the whole state: about 1 MB for an aligner run, 7 MB for
+# sr_hq) and remove it from git once the run has finished.
+#
 # The SR runs need the photo collection: keras-attn data fetch-photos (once). The classifier
 # run needs Fashion-MNIST in tfds (online, or offline from the Debian package
 # dataset-fashion-mnist: see the README's "Data" section).
