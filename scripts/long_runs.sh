@@ -90,12 +90,17 @@ case "${1:?which run: sr_x2, sr_x2_hq, sr_x3, sr_x4, classifier_fashion, aligner
       --batch-size 8 --learning-rate 5e-4 --val-pairs-per-image 2 --checkpoint-minutes 10
     ;;
   aligner_homography_long)
-    # The shipped aligner_homography (9,000 steps so far) trained 12,000 more on the same data at
+    # The aligner_homography of commit d1ec489 (9,000 steps) trained 12,000 more on the same data at
     # half its peak learning rate: 21,000 steps in all, toward the 30,000 (10x the first run) of
-    # the aligner issue. Sized to finish inside one session (under 90 minutes with the other
-    # core busy): a run folder does not outlive the machine it was started on.
+    # the aligner issue. Sized to finish inside one session (103 minutes in session 15, sharing
+    # the cores with tests and benchmarks): a run folder does not outlive its machine.
+    # (the run of session 15 read --init-from saved_models/aligner_homography/model.keras, which
+    # was this file then)
+    start=runs/aligner_homography_d1ec489.keras
+    mkdir -p runs
+    [ -s "$start" ] || git show d1ec489:saved_models/aligner_homography/model.keras > "$start"
     run aligner_homography_long "$BIN/keras-attn" train aligner --model aligner_homography \
-      --init-from saved_models/aligner_homography/model.keras \
+      --init-from "$start" \
       --dataset bundled_photos+photo_collection --epochs 48 --steps-per-epoch 250 \
       --batch-size 8 --learning-rate 2.5e-4 --val-pairs-per-image 2 --checkpoint-minutes 10
     ;;
