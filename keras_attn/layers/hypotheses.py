@@ -232,6 +232,9 @@ class SelectHypothesis(HomographyLayer):
         image_size: `(height, width)` of the images in pixels.
         hypotheses: `K`.
         min_overlap: least covered fraction of the fixed image for a hypothesis to count.
+        score_stride: score on both images averaged over `score_stride x score_stride` blocks
+            (1: every pixel). The sample positions are the block centres, mapped exactly by
+            each hypothesis; `image_size` must be a multiple of it.
 
     Call arguments:
         fixed, moving: `(B, H, W, C)` images.
@@ -242,12 +245,25 @@ class SelectHypothesis(HomographyLayer):
         `(B, 3, 3)` the chosen normalised fixed->moving homographies (and the scores).
     """
 
-    def __init__(self, image_size, hypotheses: int, min_overlap: float = 0.25, **kwargs):
+    def __init__(
+        self,
+        image_size,
+        hypotheses: int,
+        min_overlap: float = 0.25,
+        score_stride: int = 1,
+        **kwargs,
+    ):
         super().__init__(image_size, **kwargs)
         _checks.positive_int("hypotheses", hypotheses)
         _checks.fraction("min_overlap", min_overlap)
+        _checks.positive_int("score_stride", score_stride)
+        if any(side % score_stride for side in self.image_size):
+            raise ValueError(
+                f"score_stride must divide image_size {self.image_size}, got {score_stride}"
+            )
         self.hypotheses = hypotheses
         self.min_overlap = float(min_overlap)
+        self.score_stride = score_stride
         self._warp = Warp(fill_mode="constant", dtype="float32")
 
     def build(self, fixed_shape, moving_shape=None, estimates_shape=None):
@@ -255,23 +271,29 @@ class SelectHypothesis(HomographyLayer):
 
     def call(self, fixed, moving, estimates, return_scores=False):
         k = self.hypotheses
+        stride = self.score_stride
         height, width = self.image_size
+        rows, cols = height // stride, width // stride
         estimates = ops.cast(estimates, "float32")
         if k == 1 and not return_scores:
             return estimates
         fixed = ops.mean(ops.cast(fixed, "float32"), axis=-1, keepdims=True)
         moving = ops.mean(ops.cast(moving, "float32"), axis=-1, keepdims=True)
+        if stride > 1:
+            fixed = ops.average_pool(fixed, stride, strides=stride, padding="valid")
+            moving = ops.average_pool(moving, stride, strides=stride, padding="valid")
         fixed, moving = _repeat(fixed, k), _repeat(moving, k)
         batch = ops.shape(estimates)[0]
-        points = ops.tile(hom.grid(height, width, 1)[None], (batch, 1, 1))
-        to_pixels = ops.convert_to_tensor([(width - 1.0) / 2.0, (height - 1.0) / 2.0])
-        flow = ops.reshape(
-            (hom.apply(estimates, points) - points) * to_pixels, (-1, height, width, 2)
+        # the block centres, and where each hypothesis maps them, in block units
+        points = ops.tile(hom.grid(height, width, stride)[None], (batch, 1, 1))
+        to_cells = ops.convert_to_tensor(
+            [(width - 1.0) / (2.0 * stride), (height - 1.0) / (2.0 * stride)]
         )
+        flow = ops.reshape((hom.apply(estimates, points) - points) * to_cells, (-1, rows, cols, 2))
         corners = self._warp.corners(moving, flow)
         warped = self._warp.sample(moving, corners)
         # the warp of an all-ones image, computed from the corners: nothing to gather
-        covered = ops.cast(coverage(*corners, height, width) > 0.999, "float32")
+        covered = ops.cast(coverage(*corners, rows, cols) > 0.999, "float32")
         area = ops.sum(covered, axis=(1, 2, 3))
         safe = ops.maximum(area, 1.0)
 
@@ -283,7 +305,7 @@ class SelectHypothesis(HomographyLayer):
         ncc = ops.sum(a * b, axis=(1, 2, 3)) / ops.sqrt(
             ops.sum(a * a, axis=(1, 2, 3)) * ops.sum(b * b, axis=(1, 2, 3)) + 1e-12
         )
-        enough = area >= self.min_overlap * height * width
+        enough = area >= self.min_overlap * rows * cols
         scores = ops.reshape(ops.where(enough, ncc, -1.0), (-1, k))
         choice = _one_hot(first_argmax(scores), k)
         chosen = ops.sum(_group(estimates, k) * choice[:, :, None, None], axis=1)
@@ -299,5 +321,11 @@ class SelectHypothesis(HomographyLayer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"hypotheses": self.hypotheses, "min_overlap": self.min_overlap})
+        config.update(
+            {
+                "hypotheses": self.hypotheses,
+                "min_overlap": self.min_overlap,
+                "score_stride": self.score_stride,
+            }
+        )
         return config

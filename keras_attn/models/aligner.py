@@ -199,6 +199,7 @@ def aligner(
     attention_heads: int = 2,
     regularization: float = 1e-3,
     hypotheses: int = 1,
+    score_stride: int = 2,
     return_corners: bool = False,
     name: str = "aligner",
 ) -> keras.Model:
@@ -219,6 +220,9 @@ def aligner(
             refined by the later iterations (same weights, folded into the batch axis) and the
             one whose warp correlates best with `fixed` is kept (`keras_attn.layers.hypotheses`).
             Adds no weights; costs about `hypotheses` times the refinement iterations.
+        score_stride: the hypotheses are compared on both images averaged over
+            `score_stride x score_stride` blocks (1: every pixel; 2 cost a third of the
+            comparison at 128x128 and chose as well on held-out pairs). A divisor of H and W.
         return_corners: also output `corners` `(B, iterations, 4, 2)`: where each iteration's
             estimate puts the moving patch's corners in the fixed image (for the corner loss;
             `aligner_inference_model` removes it again for export). With several hypotheses
@@ -247,6 +251,17 @@ def aligner(
         )
     if len(widths) != 4:
         raise ValueError(f"widths must hold 4 channel counts. Received: widths={widths!r}")
+    if (
+        not isinstance(score_stride, int)
+        or isinstance(score_stride, bool)
+        or score_stride < 1
+        or input_shape[0] % score_stride
+        or input_shape[1] % score_stride
+    ):
+        raise ValueError(
+            f"score_stride must be a positive integer dividing the image size "
+            f"{input_shape[:2]}. Received: {score_stride!r}"
+        )
     size = input_shape[:2]
 
     # inputs
@@ -299,9 +314,9 @@ def aligner(
                 for key, features in per_pair.items()
             )
     if hypotheses > 1 and len(levels) > 1:
-        estimate = SelectHypothesis(size, hypotheses, name=f"{name}_select")(
-            fixed, moving, estimate
-        )
+        estimate = SelectHypothesis(
+            size, hypotheses, score_stride=score_stride, name=f"{name}_select"
+        )(fixed, moving, estimate)
         homography, _ = HomographyOutputs(size, name=f"{name}_outputs")(estimate)
     fixed_features, moving_features = per_pair["fixed"], per_pair["moving"]
     if len(corners) > 1:

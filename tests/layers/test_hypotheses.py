@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import scipy.ndimage
 import skimage.data
 import skimage.transform
 
@@ -67,13 +68,14 @@ def _shifted_photos(dx):
     return moving.astype("float32")[None, ..., None], fixed.astype("float32")[None, ..., None]
 
 
-def test_select_keeps_the_hypothesis_whose_warp_matches_fixed():
+@pytest.mark.parametrize("score_stride", [1, 2, 4])
+def test_select_keeps_the_hypothesis_whose_warp_matches_fixed(score_stride):
     moving, fixed = _shifted_photos(8)
     # G maps fixed to moving coordinates: the true one shifts by -8 px
     true = _translation(-8 * 2.0 / (SIZE - 1.0), 0.0)
     wrong = _translation(8 * 2.0 / (SIZE - 1.0), 0.0)
     hypotheses = np.stack([wrong, true, np.eye(3, dtype="float32")])
-    chosen, scores = SelectHypothesis((SIZE, SIZE), 3)(
+    chosen, scores = SelectHypothesis((SIZE, SIZE), 3, score_stride=score_stride)(
         fixed, moving, hypotheses, return_scores=True
     )
     np.testing.assert_allclose(chosen[0], true)
@@ -81,15 +83,71 @@ def test_select_keeps_the_hypothesis_whose_warp_matches_fixed():
     assert scores[1] > 0.99 and scores[1] > scores[0] and scores[1] > scores[2]
 
 
-def test_select_breaks_ties_towards_hypothesis_zero_and_needs_overlap():
+@pytest.mark.parametrize("score_stride", [1, 2])
+def test_select_breaks_ties_towards_hypothesis_zero_and_needs_overlap(score_stride):
     moving, fixed = _shifted_photos(0)
     off_image = _translation(10.0, 0.0)  # the whole grid samples outside: no overlap
     hypotheses = np.stack([np.eye(3, dtype="float32"), np.eye(3, dtype="float32"), off_image])
-    chosen, scores = SelectHypothesis((SIZE, SIZE), 3)(
+    chosen, scores = SelectHypothesis((SIZE, SIZE), 3, score_stride=score_stride)(
         fixed, moving, hypotheses, return_scores=True
     )
     np.testing.assert_array_equal(chosen[0], np.eye(3))
     assert np.asarray(scores)[0, 2] == -1.0
+
+
+def _reference_scores(fixed, moving, hypotheses, stride, min_overlap=0.25):
+    """The NCC of `SelectHypothesis` from its definition: both images averaged over
+    `stride x stride` blocks, each block centre mapped by the hypothesis, the block image
+    sampled there (SciPy, bilinear), the statistics over the samples whose bilinear weight
+    inside the image is (almost) 1."""
+    size = fixed.shape[0]
+    small_fixed = skimage.transform.downscale_local_mean(fixed, (stride, stride))
+    small_moving = skimage.transform.downscale_local_mean(moving, (stride, stride))
+    cells = size // stride
+    centres = (np.arange(cells) + 0.5) * stride - 0.5  # block centres in pixels
+    xs, ys = np.meshgrid(centres, centres)
+    to_norm = lambda v: 2.0 * v / (size - 1.0) - 1.0  # noqa: E731
+    to_pixels = lambda v: (v + 1.0) * (size - 1.0) / 2.0  # noqa: E731
+    points = np.stack([to_norm(xs), to_norm(ys), np.ones_like(xs)], axis=-1)
+    scores = []
+    for g in hypotheses.astype("float64"):
+        mapped = points @ g.T
+        px, py = (
+            to_pixels(mapped[..., 0] / mapped[..., 2]),
+            to_pixels(mapped[..., 1] / mapped[..., 2]),
+        )
+        qx, qy = (px + 0.5) / stride - 0.5, (py + 0.5) / stride - 0.5  # in block units
+        warped = scipy.ndimage.map_coordinates(
+            small_moving, [qy, qx], order=1, mode="grid-constant", cval=0.0
+        )
+        ones = np.ones_like(small_moving)
+        weight_inside = scipy.ndimage.map_coordinates(
+            ones, [qy, qx], order=1, mode="grid-constant", cval=0.0
+        )
+        inside = weight_inside > 0.999
+        if inside.sum() < min_overlap * cells * cells:
+            scores.append(-1.0)
+            continue
+        a = warped[inside] - warped[inside].mean()
+        b = small_fixed[inside] - small_fixed[inside].mean()
+        scores.append(float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum())))
+    return np.array(scores)
+
+
+@pytest.mark.parametrize("score_stride", [1, 2, 4])
+def test_select_scores_match_their_definition(score_stride):
+    moving, fixed = _shifted_photos(5)
+    rng = np.random.default_rng(0)
+    hypotheses = [_translation(0.3 * 2.0 / (SIZE - 1.0), 0.0)]
+    for _ in range(4):  # small projective perturbations
+        g = np.eye(3) + rng.normal(0.0, [[0.05, 0.05, 0.2], [0.05, 0.05, 0.2], [0.05, 0.05, 0]])
+        hypotheses.append(g.astype("float32"))
+    hypotheses = np.stack(hypotheses)
+    _, scores = SelectHypothesis((SIZE, SIZE), len(hypotheses), score_stride=score_stride)(
+        fixed, moving, hypotheses, return_scores=True
+    )
+    expected = _reference_scores(fixed[0, ..., 0], moving[0, ..., 0], hypotheses, score_stride)
+    np.testing.assert_allclose(np.asarray(scores)[0], expected, atol=2e-4)
 
 
 @pytest.mark.parametrize(
@@ -99,6 +157,8 @@ def test_select_breaks_ties_towards_hypothesis_zero_and_needs_overlap():
         (ShiftHypotheses, {"image_size": (64, 64), "suppression": -1}),
         (RepeatHypotheses, {"hypotheses": 1.5}),
         (SelectHypothesis, {"image_size": (64, 64), "hypotheses": 2, "min_overlap": 1.5}),
+        (SelectHypothesis, {"image_size": (64, 64), "hypotheses": 2, "score_stride": 0}),
+        (SelectHypothesis, {"image_size": (64, 64), "hypotheses": 2, "score_stride": 3}),
     ],
 )
 def test_bad_arguments(layer, kwargs):

@@ -181,6 +181,8 @@ def test_one_training_step_on_the_corners(outputs):
         ({"hypotheses": 0}, "hypotheses must be a positive integer"),
         ({"hypotheses": True}, "hypotheses must be a positive integer"),
         ({"hypotheses": 2, "levels": ((4, 2), (2, 2))}, "needs a global first level"),
+        ({"score_stride": 0}, "score_stride must be a positive integer dividing"),
+        ({"score_stride": 3}, r"dividing the image size \(64, 64\). Received: 3"),
     ],
 )
 def test_bad_builder_arguments(kwargs, message):
