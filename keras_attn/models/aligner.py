@@ -189,6 +189,20 @@ def _flow_head(estimate, flow, fixed_features, moving_features, moving, fixed, n
     return keras.layers.Add(name=f"{name}_flow")([coarse, fine])
 
 
+def _check_score_stride(score_stride, size):
+    if (
+        not isinstance(score_stride, int)
+        or isinstance(score_stride, bool)
+        or score_stride < 1
+        or size[0] % score_stride
+        or size[1] % score_stride
+    ):
+        raise ValueError(
+            f"score_stride must be a positive integer dividing the image size {size}. "
+            f"Received: {score_stride!r}"
+        )
+
+
 def aligner(
     input_shape=(128, 128, 1),
     head: str = "homography",
@@ -251,17 +265,7 @@ def aligner(
         )
     if len(widths) != 4:
         raise ValueError(f"widths must hold 4 channel counts. Received: widths={widths!r}")
-    if (
-        not isinstance(score_stride, int)
-        or isinstance(score_stride, bool)
-        or score_stride < 1
-        or input_shape[0] % score_stride
-        or input_shape[1] % score_stride
-    ):
-        raise ValueError(
-            f"score_stride must be a positive integer dividing the image size "
-            f"{input_shape[:2]}. Received: {score_stride!r}"
-        )
+    _check_score_stride(score_stride, input_shape[:2])
     size = input_shape[:2]
 
     # inputs
