@@ -40,6 +40,35 @@ def test_table_and_json(tiny_aligner, photos_dir, tmp_path, capsys, monkeypatch)
     results = json.loads(out.read_text())
     assert set(results) == {"1", "2"}
     assert results["1"]["bundled rho 32"]["pairs"] == 5
+    for k in ("1", "2"):
+        for row in results[k].values():  # the best of K fails no more often than the one kept
+            assert row["best_of_k_over_10px_percent"] <= row["over_10px_percent"]
+
+
+def test_best_of_k_is_the_smallest_error_of_the_hypotheses(tiny_aligner, aligner_pairs):
+    from keras_attn.training.evaluation import corner_error
+
+    model, _ = tiny_aligner
+    pairs = aligner_pairs[:4]
+    one = aligner_hypotheses.with_every_hypothesis(aligner_hypotheses.with_hypotheses(model, 1))
+    inputs = {
+        "moving": np.stack([p.moving for p in pairs]),
+        "fixed": np.stack([p.fixed for p in pairs]),
+    }
+    out = one.predict_on_batch(inputs)
+    # one hypothesis: "every" is the estimate behind the published homography
+    published, _ = aligner_hypotheses.HomographyOutputs(pairs[0].moving.shape[:2])(out["every"])
+    np.testing.assert_allclose(published, out["homography"], atol=1e-5)
+    # two: the published homography is one of the two refined hypotheses of its pair
+    two = aligner_hypotheses.with_every_hypothesis(aligner_hypotheses.with_hypotheses(model, 2))
+    out2 = two.predict_on_batch(inputs)
+    every, _ = aligner_hypotheses.HomographyOutputs(pairs[0].moving.shape[:2])(out2["every"])
+    every = np.asarray(every).reshape(len(pairs), 2, 3, 3)
+    gaps = np.abs(every - np.asarray(out2["homography"])[:, None]).max(axis=(2, 3)).min(axis=1)
+    assert (gaps < 1e-4).all()
+    row = aligner_hypotheses.score(one, pairs)
+    errors = [corner_error(h, p.corners, 64) for h, p in zip(out["homography"], pairs, strict=True)]
+    assert row["best_of_k_over_10px_percent"] == np.mean(np.array(errors) > 10) * 100
 
 
 def test_bad_source(tmp_path):
