@@ -47,6 +47,21 @@ v1_aligner() {  # the aligner_homography shipped before the collection fine-tune
   echo "$out"
 }
 
+shipped_aligner() {  # shipped_aligner COMMIT: saved_models/aligner_homography/model.keras as it
+  # was at COMMIT, written once to runs/aligner_homography_COMMIT.keras; prints that path
+  local out=runs/aligner_homography_$1.keras
+  mkdir -p runs
+  [ -s "$out" ] || git show "$1":saved_models/aligner_homography/model.keras > "$out"
+  echo "$out"
+}
+
+flow_head() {  # flow_head NAME START: the aligner_flow recipe (below) on the frozen stage START
+  run "$1" "$BIN/keras-attn" train aligner --model aligner_flow \
+    --init-from "$2" --dataset photo_collection \
+    --max-shift 16 --deformation 8 --epochs 20 --steps-per-epoch 250 --batch-size 8 \
+    --learning-rate 2e-3 --val-pairs-per-image 1 --checkpoint-minutes 10
+}
+
 case "${1:?which run: sr_x2, sr_x2_hq, sr_x3, sr_x4, classifier_fashion, aligner_flow, aligner_homography, aligner_homography_long, aligner_flow_v2, aligner_homography_30k or aligner_flow_30k}" in
   sr_x2)
     run sr_x2_collection "$BIN/keras-attn" train sr --model sr_fast --scale 2 \
@@ -79,45 +94,27 @@ case "${1:?which run: sr_x2, sr_x2_hq, sr_x3, sr_x4, classifier_fashion, aligner
     # bundled ones include the stereo pair of benchmarks/stereo_flow.py. Corner shifts of
     # 16 px, not 32: the frozen stage fails on a third of the collection's rho-32 pairs, and a
     # pair whose homography is tens of pixels off teaches the head nothing.
-    run aligner_flow "$BIN/keras-attn" train aligner --model aligner_flow \
-      --init-from "$(v1_aligner)" --dataset photo_collection \
-      --max-shift 16 --deformation 8 --epochs 20 --steps-per-epoch 250 --batch-size 8 \
-      --learning-rate 2e-3 --val-pairs-per-image 1 --checkpoint-minutes 10
+    flow_head aligner_flow "$(v1_aligner)"
     ;;
   aligner_flow_v2)
     # The aligner_flow recipe above, step for step, on a better frozen stage: the aligner_homography
     # shipped in commit 9429c4c (21,000 steps; stereo pair 2.26 px halved, 5.02 full size, against
     # 2.71 / 6.80 for the stage of the first aligner_flow). Only the stage changes, so the two
     # runs compare directly. About 40 minutes.
-    start=runs/aligner_homography_9429c4c.keras
-    mkdir -p runs
-    [ -s "$start" ] || git show 9429c4c:saved_models/aligner_homography/model.keras > "$start"
-    run aligner_flow_v2 "$BIN/keras-attn" train aligner --model aligner_flow \
-      --init-from "$start" --dataset photo_collection \
-      --max-shift 16 --deformation 8 --epochs 20 --steps-per-epoch 250 --batch-size 8 \
-      --learning-rate 2e-3 --val-pairs-per-image 1 --checkpoint-minutes 10
+    flow_head aligner_flow_v2 "$(shipped_aligner 9429c4c)"
     ;;
   aligner_flow_30k)
     # The aligner_flow_v2 recipe on the stage of the 30,000-step aligner_homography (commit
     # e38d75e). Not run yet; about 40 minutes. Ship it only if it beats the shipped aligner_flow
     # on held-out pairs (the card's flow EPE, the collection tiles, benchmarks/stereo_flow.py).
-    start=runs/aligner_homography_e38d75e.keras
-    mkdir -p runs
-    [ -s "$start" ] || git show e38d75e:saved_models/aligner_homography/model.keras > "$start"
-    run aligner_flow_30k "$BIN/keras-attn" train aligner --model aligner_flow \
-      --init-from "$start" --dataset photo_collection \
-      --max-shift 16 --deformation 8 --epochs 20 --steps-per-epoch 250 --batch-size 8 \
-      --learning-rate 2e-3 --val-pairs-per-image 1 --checkpoint-minutes 10
+    flow_head aligner_flow_30k "$(shipped_aligner e38d75e)"
     ;;
   aligner_homography_30k)
     # The aligner_homography of commit 9429c4c (21,000 steps) trained 9,000 more on the same
     # data at half the previous peak learning rate: 30,000 steps in all, 10x the first run (the
     # aligner issue's ask). Sized to finish inside one session (about 80 minutes).
-    start=runs/aligner_homography_9429c4c.keras
-    mkdir -p runs
-    [ -s "$start" ] || git show 9429c4c:saved_models/aligner_homography/model.keras > "$start"
     run aligner_homography_30k "$BIN/keras-attn" train aligner --model aligner_homography \
-      --init-from "$start" \
+      --init-from "$(shipped_aligner 9429c4c)" \
       --dataset bundled_photos+photo_collection --epochs 36 --steps-per-epoch 250 \
       --batch-size 8 --learning-rate 1.25e-4 --val-pairs-per-image 2 --checkpoint-minutes 10
     ;;
@@ -137,11 +134,8 @@ case "${1:?which run: sr_x2, sr_x2_hq, sr_x3, sr_x4, classifier_fashion, aligner
     # the cores with tests and benchmarks): a run folder does not outlive its machine.
     # (the run of session 15 read --init-from saved_models/aligner_homography/model.keras, which
     # was this file then)
-    start=runs/aligner_homography_d1ec489.keras
-    mkdir -p runs
-    [ -s "$start" ] || git show d1ec489:saved_models/aligner_homography/model.keras > "$start"
     run aligner_homography_long "$BIN/keras-attn" train aligner --model aligner_homography \
-      --init-from "$start" \
+      --init-from "$(shipped_aligner d1ec489)" \
       --dataset bundled_photos+photo_collection --epochs 48 --steps-per-epoch 250 \
       --batch-size 8 --learning-rate 2.5e-4 --val-pairs-per-image 2 --checkpoint-minutes 10
     ;;
