@@ -1,7 +1,9 @@
 """Super-resolution benchmark: PSNR-Y / SSIM-Y on held-out photos, params, MACs, latency.
 
 Evaluates, on the bundled photos held out from every training run (`validation` split: chelsea,
-coffee, flower, coins, gravel), full images (HR cropped to a multiple of the scale, LR made by
+coffee, flower, coins, gravel) and on any other dataset's validation split given with
+`--dataset` (e.g. `photo_collection`: EveningGlow, OneStandsOut, Grey, LadyBird, Storm), full
+images (or overlapping tiles with `--tile`) (HR cropped to a multiple of the scale, LR made by
 antialiased bicubic downscaling as in training), with the standard protocol: Y channel (BT.601)
 and a `scale`-pixel border crop:
 
@@ -35,6 +37,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_attn  # noqa: E402,F401  (registers the layers before loading .keras files)
+from keras_attn.models.super_resolution import upscale  # noqa: E402
 from keras_attn.training.evaluation import held_out_pairs  # noqa: E402
 from keras_attn.training.evaluation import score_upscaled as score  # noqa: E402
 
@@ -109,9 +112,9 @@ def comparison_figure(path, pairs, scale, model, label) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="SR benchmark on held-out bundled photos.",
+        description="SR benchmark on held-out photos.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--scale", type=int, default=2, choices=[2, 3, 4], help="scale")
@@ -122,43 +125,73 @@ def main() -> None:
         metavar="LABEL=PATH",
         help="a .keras SR model to evaluate (repeatable)",
     )
+    parser.add_argument(
+        "--dataset",
+        action="append",
+        default=[],
+        help="held-out photos: the validation split of this tfds dataset, one PSNR/SSIM column "
+        "each (repeatable; default: bundled_photos)",
+    )
+    parser.add_argument(
+        "--tile",
+        type=int,
+        help="upscale in overlapping tiles of this many LR pixels (overlap 16; needed for a "
+        "global attention stage on multi-megapixel photos); default: whole images",
+    )
+    parser.add_argument(
+        "--no-speed", action="store_true", help="skip MACs and Keras/TFLite latency"
+    )
     parser.add_argument("--size", type=int, default=256, help="input side for MACs and latency")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per latency")
     parser.add_argument("--figure", help="write a bicubic / first model / HR crop figure here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
-    pairs = held_out_pairs(args.scale)
-    print(f"x{args.scale}, held-out photos: {', '.join(name for name, _, _ in pairs)}")
-    print("| method | PSNR-Y (dB) | SSIM-Y | params | MACs @256 | Keras ms @256 | TFLite ms @256 |")
-    print("|---|---|---|---|---|---|---|")
+    datasets = args.dataset or ["bundled_photos"]
+    pairs = {dataset: held_out_pairs(args.scale, dataset) for dataset in datasets}
+    for dataset, held_out in pairs.items():
+        print(f"x{args.scale}, {dataset} validation: {', '.join(name for name, _, _ in held_out)}")
+    if args.tile:
+        print(f"upscaled in tiles of {args.tile} LR pixels, overlap 16")
+    quality = " | ".join(f"PSNR-Y / SSIM-Y {dataset}" for dataset in datasets)
+    speed = " | MACs @256 | Keras ms @256 | TFLite ms @256" if not args.no_speed else ""
+    print(f"| method | {quality} | params{speed} |")
+    print("|---" * (2 + len(datasets) + (0 if args.no_speed else 3)) + "|")
+
+    def scores(upscaled_by) -> str:
+        columns = []
+        for held_out in pairs.values():
+            values = [score(upscaled_by(lr, hr), hr, args.scale) for _, lr, hr in held_out]
+            psnr, ssim = np.mean(values, axis=0)
+            columns.append(f"{psnr:.2f} / {ssim:.4f}")
+        return " | ".join(columns)
+
+    blank = " | -" * (0 if args.no_speed else 3)
     for label, method in CLASSICAL.items():
-        scores = [
-            score(tf.image.resize(lr, hr.shape[:2], method).numpy(), hr, args.scale)
-            for _, lr, hr in pairs
-        ]
-        psnr, ssim = np.mean(scores, axis=0)
-        print(f"| {label} | {psnr:.2f} | {ssim:.4f} | 0 | - | - | - |", flush=True)
+        row = scores(lambda lr, hr, m=method: tf.image.resize(lr, hr.shape[:2], m).numpy())
+        print(f"| {label} | {row} | 0{blank} |", flush=True)
 
     models = []
     for entry in args.model:
         label, _, path = entry.partition("=")
         model = keras.saving.load_model(path)
         models.append((label, model))
-        scores = [score(np.asarray(model(lr[None]))[0], hr, args.scale) for _, lr, hr in pairs]
-        psnr, ssim = np.mean(scores, axis=0)
-        macs = count_macs(model, args.size)
-        keras_ms = keras_latency(model, args.size, args.repeats) * 1e3
-        tflite_s, difference = tflite_latency(model, args.size, args.repeats)
-        print(
-            f"| {label} | {psnr:.2f} | {ssim:.4f} | {model.count_params():,} | "
-            f"{macs / 1e9:.2f} G | {keras_ms:.0f} | {tflite_s * 1e3:.0f} "
-            f"(max diff {difference:.1e}) |",
-            flush=True,
-        )
+        row = scores(lambda lr, hr, m=model: upscale(m, lr, args.tile))
+        columns = f"| {label} | {row} | {model.count_params():,}"
+        if not args.no_speed:
+            macs = count_macs(model, args.size)
+            keras_ms = keras_latency(model, args.size, args.repeats) * 1e3
+            tflite_s, difference = tflite_latency(model, args.size, args.repeats)
+            columns += (
+                f" | {macs / 1e9:.2f} G | {keras_ms:.0f} | {tflite_s * 1e3:.0f} "
+                f"(max diff {difference:.1e})"
+            )
+        print(columns + " |", flush=True)
     if args.figure and models:
-        comparison_figure(args.figure, pairs, args.scale, models[0][1], models[0][0])
+        first = pairs[datasets[0]]
+        comparison_figure(args.figure, first, args.scale, models[0][1], models[0][0])
         print(f"wrote {args.figure}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

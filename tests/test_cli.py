@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -118,6 +119,18 @@ def test_train_writes_metrics_with_the_command_and_resumes(trained, capsys):
     code, out, _ = run(capsys, *argv)
     assert code == 0 and "Resuming from epoch 2" in out
     assert json.loads((root / "sr" / "metrics.json").read_text())["epochs_run_this_call"] == 1
+
+
+def test_train_sr_attention_replaces_the_presets_stage(trained, capsys, tmp_path):
+    argv = list(trained["sr"])
+    argv[argv.index("--steps-per-epoch") + 1] = "1"
+    argv[argv.index("--output") + 1] = str(tmp_path / "sr_se")
+    code, _, _ = run(capsys, *argv, "--attention", "se")
+    assert code == 0
+    model = keras.saving.load_model(tmp_path / "sr_se" / "model.keras")
+    assert "sr_tiny_x2_attention_se" in [layer.name for layer in model.layers]
+    metrics = json.loads((tmp_path / "sr_se" / "metrics.json").read_text())
+    assert metrics["params"] > 16404 and metrics["command"].endswith("--attention se")
 
 
 def test_list_shows_architectures_and_shipped_models(capsys):
@@ -311,6 +324,10 @@ def test_predict_classifier_prints_top_classes(tmp_path, capsys):
         (["evaluate", "{text}"], "is not a .keras file"),
         (["train", "sr", "--scale", "5", "--output", "{tmp}"], "argument --scale: invalid choice"),
         (["train", "classifier", "--label-smoothing", "2", "--output", "{tmp}"], "[0, 1)"),
+        (
+            ["train", "sr", "--model", "espcn", "--attention", "nonlocal", "--output", "{tmp}"],
+            "the reference 'espcn' has no attention stage",
+        ),
         (
             [
                 "export",

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from keras_attn import data
 from keras_attn.data import classification
+from keras_attn.layers.registry import get_attention
 from keras_attn.models import registry
 from keras_attn.training import aligner_recipe, distribute
 from keras_attn.training import fit as training
@@ -55,6 +56,30 @@ class SuperResolutionRecipe(Recipe):
     init_from: str | None = setting(
         None, help="a .keras SR model to start from (layers matched by name and shape)"
     )
+    attention: str | None = setting(
+        None,
+        help="replace the preset's attention stage after the residual groups: nonlocal, self, "
+        "se, cbam, spatial or none (the sr_* presets; the references have none)",
+    )
+
+    def architecture_overrides(self) -> dict:
+        """The preset arguments that `--attention` replaces: `"none"` -> `None` (no stage)."""
+        if self.attention is None:
+            return {}
+        name = self.attention.strip().lower()
+        return {"attention": None if name == "none" else name}
+
+    def __post_init__(self):
+        overrides = self.architecture_overrides()
+        if overrides and not self.model.startswith("sr_"):
+            raise ValueError(
+                f"--attention applies to the sr_* presets; the reference {self.model!r} has no "
+                "attention stage"
+            )
+        try:
+            get_attention(overrides.get("attention"))
+        except ValueError as error:
+            raise ValueError(f"--attention: {error}") from None
 
 
 def _classifier_presets() -> list[str]:
@@ -164,7 +189,9 @@ def train_super_resolution(recipe: SuperResolutionRecipe, *, command: str = "") 
 
         # Model
         with strategy.scope():
-            model = registry.build_model(f"{recipe.model}_x{recipe.scale}")
+            model = registry.build_model(
+                f"{recipe.model}_x{recipe.scale}", **recipe.architecture_overrides()
+            )
         if recipe.init_from and training.completed_epochs(output) == 0:
             source = load_keras_model(recipe.init_from, argument="--init-from")
             skipped = training.transfer_weights(source, model)

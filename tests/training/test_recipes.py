@@ -63,6 +63,44 @@ def test_classifier_overrides_build_the_model_they_describe():
 
 
 @pytest.mark.parametrize(
+    "settings, overrides",
+    [
+        ({}, {}),
+        ({"attention": "none"}, {"attention": None}),
+        ({"attention": " NonLocal "}, {"attention": "nonlocal"}),
+    ],
+)
+def test_sr_architecture_overrides(settings, overrides):
+    assert SuperResolutionRecipe(output="x", **settings).architecture_overrides() == overrides
+
+
+def test_sr_attention_override_adds_or_removes_the_stage():
+    def stages(recipe):
+        model = registry.build_model(
+            f"{recipe.model}_x{recipe.scale}", **recipe.architecture_overrides()
+        )
+        return sorted(layer.name for layer in model.layers if "_attention_" in layer.name)
+
+    assert stages(SuperResolutionRecipe(output="x")) == []  # sr_fast has none
+    added = stages(SuperResolutionRecipe(output="x", attention="nonlocal"))
+    assert "sr_fast_x2_attention_nonlocal" in added
+    assert stages(SuperResolutionRecipe(output="x", model="sr_base")) != []  # its "self" stage
+    assert stages(SuperResolutionRecipe(output="x", model="sr_base", attention="none")) == []
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"attention": "foo"}, r"--attention: Unknown attention 'foo'"),
+        ({"model": "espcn_skip", "attention": "nonlocal"}, r"the reference 'espcn_skip' has no"),
+    ],
+)
+def test_sr_recipe_rejects_bad_attention(settings, message):
+    with pytest.raises(ValueError, match=message):
+        SuperResolutionRecipe(output="x", **settings)
+
+
+@pytest.mark.parametrize(
     "settings, message",
     [
         ({"widths": "16,a,64"}, r"--widths must be comma-separated integers.*'16,a,64'"),

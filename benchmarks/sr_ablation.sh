@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Issue #16's ablation of the shipped sr_x2 recipe: the sr_fast architecture, 16 96-pixel crops
+# per step, peak learning rate 5e-4 with 200 warm-up steps and cosine decay, Charbonnier loss,
+# seed 0; one setting changed at a time. Each run resumes when started again.
+#
+#   data (3,000 steps):       bundled photos only | collection only | both
+#   steps (both):             3,000 | 30,000 (the shipped sr_x2: scripts/long_runs.sh sr_x2)
+#   attention stage (both, 3,000 steps): none | non-local
+#
+# Then one table of held-out PSNR-Y / SSIM-Y (full images, bundled and collection validation
+# photos) per run: runs/sr_ablation/table.md. RUNS="both_3k" trains a subset; TABLE=0 skips it.
+# Wall time: about 25 minutes per 3,000-step run on the 2-core CPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-.venv/bin}
+RUNS=${RUNS:-"both_3k collection_3k both_3k_nonlocal bundled_3k"}
+TABLE=${TABLE:-1}
+OUT=runs/sr_ablation
+
+train() {  # train NAME DATASET [EXTRA ARGS...]
+  local name=$1 dataset=$2; shift 2
+  mkdir -p "$OUT/$name"
+  local cmd=("$BIN/keras-attn" train sr --model sr_fast --scale 2 --dataset "$dataset"
+    --epochs 30 --steps-per-epoch 100 --learning-rate 5e-4 "$@" --output "$OUT/$name")
+  echo "${cmd[*]}" > "$OUT/$name/command.txt"
+  nice -n 10 "${cmd[@]}" --verbose 2 >> "$OUT/$name/train.log" 2>&1
+}
+
+for run in $RUNS; do
+  case $run in
+    bundled_3k) train bundled_3k bundled_photos ;;
+    collection_3k) train collection_3k photo_collection ;;
+    both_3k) train both_3k bundled_photos+photo_collection ;;
+    both_3k_nonlocal) train both_3k_nonlocal bundled_photos+photo_collection --attention nonlocal ;;
+    *) echo "unknown run: $run" >&2; exit 2 ;;
+  esac
+done
