@@ -86,6 +86,18 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(schedule, clipnorm=config.clipnorm)
 
 
+def with_known_cardinality(dataset):
+    """A finite `tf.data.Dataset` whose length tf.data cannot tell (after `filter`, a
+    `from_generator`, ...), counted once and asserted, so Keras does not warn "Your input ran out
+    of data" at the end of the first validation pass. Anything else is returned as it is."""
+    if not isinstance(dataset, tf.data.Dataset):
+        return dataset
+    if int(dataset.cardinality()) != int(tf.data.UNKNOWN_CARDINALITY):
+        return dataset
+    count = int(dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+    return dataset.apply(tf.data.experimental.assert_cardinality(count))
+
+
 def fit(
     model: keras.Model,
     train_data,
@@ -167,6 +179,7 @@ def fit(
             jit_compile=config.jit_compile,
         )
     restore_backup(model, output_dir)
+    validation_data = with_known_cardinality(validation_data)
 
     def run(first_epoch, last_epoch, steps, first_step):
         return model.fit(

@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import keras
 import numpy as np
@@ -32,6 +33,32 @@ def test_fit_writes_model_history_and_resumes(tmp_path, capsys):
     assert "Resuming from epoch 3" in capsys.readouterr().out
     assert history.epoch == [2]
     assert int(fresh.optimizer.iterations) == 6
+
+
+def test_validation_of_unknown_length_is_counted_not_warned_about(tmp_path):
+    x, y = next(iter(tiny_data().unbatch().batch(8)))
+    # filter hides the length from tf.data (as the recipes' cached validation tiles do)
+    validation = tf.data.Dataset.from_tensor_slices((x, y)).filter(lambda a, b: True).batch(3)
+    assert int(validation.cardinality()) == int(tf.data.UNKNOWN_CARDINALITY)
+    assert int(training.with_known_cardinality(validation).cardinality()) == 3
+    config = training.TrainConfig(epochs=2, steps_per_epoch=2, learning_rate=1e-2, verbose=0)
+    model = super_resolution(2, channels=4, num_groups=1, blocks_per_group=1)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*ran out of data")  # Keras's warning fails
+        history = training.fit(
+            model,
+            tiny_data(),
+            output_dir=tmp_path,
+            config=config,
+            loss="mae",
+            validation_data=validation,
+        )
+    assert len(history.history["val_loss"]) == 2
+    # other inputs pass through untouched
+    assert (
+        training.with_known_cardinality(tiny_data()).cardinality() == tf.data.INFINITE_CARDINALITY
+    )
+    assert training.with_known_cardinality(None) is None
 
 
 def test_schedule_warms_up_then_decays():
