@@ -187,6 +187,7 @@ def fit(
             initial_epoch=first_epoch,
             epochs=last_epoch,
             steps_per_epoch=steps,
+            shuffle=False,  # the tf.data pipelines shuffle; Keras would warn it cannot
             validation_data=validation_data,
             verbose=config.verbose,
             callbacks=[
