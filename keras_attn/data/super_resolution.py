@@ -17,6 +17,7 @@ from keras_attn.utils.errors import one_line
 
 AUTOTUNE = tf.data.AUTOTUNE
 SCALES = (2, 3, 4)
+MIXES = ("pixels", "equal")  # how training mixes datasets joined by "+"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,8 +30,11 @@ class SuperResolutionConfig:
     training: bool = True
     shuffle_buffer: int = 512
     seed: int = 0
+    mix: str = "pixels"
 
     def __post_init__(self):
+        if self.mix not in MIXES:
+            raise ValueError(f"mix must be one of {list(MIXES)}. Received: mix={self.mix!r}")
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {list(SCALES)}. Received: scale={self.scale!r}")
         if not isinstance(self.patch_size, int) or self.patch_size < 2 * self.scale:
@@ -103,14 +107,19 @@ def load_images(name: str, split: str, data_dir: str | None = None) -> tf.data.D
     several of these joined by `+` (e.g. `"bundled_photos+photo_collection"`), each read with the
     same `split`.
     """
-    names = [part.strip() for part in name.split("+")]
-    if not all(names):
-        raise ValueError(f"Empty dataset name in {name!r}")
-    datasets = [_load_one(part, split, data_dir) for part in names]
+    datasets = [_load_one(part, split, data_dir) for part in dataset_names(name)]
     images = datasets[0]
     for other in datasets[1:]:
         images = images.concatenate(other)
     return images
+
+
+def dataset_names(name: str) -> list[str]:
+    """The datasets of a `+`-joined name: `"a+b"` -> `["a", "b"]`."""
+    names = [part.strip() for part in name.split("+")]
+    if not all(names):
+        raise ValueError(f"Empty dataset name in {name!r}")
+    return names
 
 
 def _at_least(image: tf.Tensor, size: int) -> tf.Tensor:
@@ -156,6 +165,7 @@ def super_resolution_dataset(
     *,
     data_dir: str | None = None,
     seed: int = 0,
+    mix: str = "pixels",
 ) -> tf.data.Dataset:
     """Batches of `(lr, hr)` float32 pairs in [0, 1] for training or validating SR models.
 
@@ -164,8 +174,7 @@ def super_resolution_dataset(
             others their `image`), `"bundled_photos"` (default: real photos, offline),
             `"photo_collection"` (22 Debian photographs, `keras-attn data fetch-photos`),
             `"folder:/path/to/photos"` (any folder of images), or several joined by `+`,
-            e.g. `"bundled_photos+photo_collection"` (training mixes them in proportion to
-            their pixels: large photos are tiles of at most 512 pixels a side).
+            e.g. `"bundled_photos+photo_collection"` (training mixes them as `mix` says).
         split: tfds split, e.g. `"train"`, `"validation"`, `"train[:90%]"`.
         scale: 2, 3 or 4.
         patch_size: HR crop side, a multiple of `scale`; LR crops are `patch_size // scale`.
@@ -174,24 +183,47 @@ def super_resolution_dataset(
             `False`: every image tiled into non-overlapping crops, once, in order.
         data_dir: tfds data directory (default: tfds's own).
         seed: seed of the random crops and flips.
+        mix: how training draws crops from datasets joined by `+`: `"pixels"` in proportion
+            to their pixels (large photos are tiles of at most 512 pixels a side, and each
+            tile or smaller photo is drawn equally often), `"equal"` from each dataset equally
+            often, so a small dataset is not drowned by a large one. Validation ignores it.
 
     Returns:
         A `tf.data.Dataset` of `(lr, hr)`: `(B, p/s, p/s, 3)` and `(B, p, p, 3)`.
     """
-    config = SuperResolutionConfig(scale, patch_size, batch_size, training, seed=seed)
-    # Decoded once, cached as uint8 (a 512-pixel tile is 0.8 MB); every crop is cut from the
-    # cache, so no JPEG is decoded twice and no full image is converted to float per crop.
-    images = load_images(name, split, data_dir).map(
-        lambda image: _at_least(image, config.patch_size), num_parallel_calls=AUTOTUNE
-    )
-    images = images.cache()
-    if training:
+    config = SuperResolutionConfig(scale, patch_size, batch_size, training, seed=seed, mix=mix)
+
+    def cached(images):
+        # Decoded once, cached as uint8 (a 512-pixel tile is 0.8 MB); every crop is cut from
+        # the cache, so no JPEG is decoded twice and no full image is converted to float per crop.
+        images = images.map(
+            lambda image: _at_least(image, config.patch_size), num_parallel_calls=AUTOTUNE
+        )
+        return images.cache()
+
+    def endless(images, seed):
         # One endless seeded stream: the buffer spans more than a pass over the images (tiles),
         # so a batch mixes crops from many photographs, and every iterator of this dataset
         # yields the same stream (a resumed run skips into it).
-        images = images.repeat().shuffle(
-            config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=False
+        return images.repeat().shuffle(
+            config.shuffle_buffer, seed=seed, reshuffle_each_iteration=False
         )
+
+    names = dataset_names(name)
+    if training and config.mix == "equal" and len(names) > 1:
+        streams = [
+            endless(cached(load_images(part, split, data_dir)), config.seed + index)
+            for index, part in enumerate(names)
+        ]
+        # equal weights, one seeded draw sequence: the same for every iterator
+        images = tf.data.Dataset.sample_from_datasets(
+            streams, seed=config.seed, rerandomize_each_iteration=False
+        )
+    else:
+        images = cached(load_images(name, split, data_dir))
+        if training:
+            images = endless(images, config.seed)
+    if training:
         randoms = tf.data.Dataset.random(seed=config.seed).batch(2)
         patches = tf.data.Dataset.zip((images, randoms)).map(
             lambda image, seed: _augment(image, seed, config.patch_size),

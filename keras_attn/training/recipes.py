@@ -56,6 +56,12 @@ class SuperResolutionRecipe(Recipe):
     init_from: str | None = setting(
         None, help="a .keras SR model to start from (layers matched by name and shape)"
     )
+    mix: str = setting(
+        "pixels",
+        choices=data.super_resolution.MIXES,
+        help="how training draws crops from datasets joined by +: pixels (in proportion to "
+        "their pixels) or equal (each dataset equally often)",
+    )
     attention: str | None = setting(
         None,
         help="replace the preset's attention stage after the residual groups: nonlocal, self, "
@@ -70,6 +76,10 @@ class SuperResolutionRecipe(Recipe):
         return {"attention": None if name == "none" else name}
 
     def __post_init__(self):
+        if self.mix not in data.super_resolution.MIXES:
+            raise ValueError(
+                f"--mix must be one of {list(data.super_resolution.MIXES)}. Received: {self.mix!r}"
+            )
         overrides = self.architecture_overrides()
         if overrides and not self.model.startswith("sr_"):
             raise ValueError(
@@ -180,6 +190,7 @@ def train_super_resolution(recipe: SuperResolutionRecipe, *, command: str = "") 
                 training=training_mode,
                 data_dir=recipe.data_dir,
                 seed=recipe.seed,
+                mix=recipe.mix,
             )
 
         train_data = load(recipe.train_split, True)

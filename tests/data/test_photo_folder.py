@@ -159,3 +159,30 @@ def test_aligner_benchmark_scores_the_validation_tiles_of_a_folder(folder, tmp_p
     assert f"pairs per condition: {2 * tiles} (folder:{folder} validation" in printed
     identity = json.loads(out.read_text())["rho16/identity"]
     assert identity["median_corner_error_px"] > 1.0  # the identity is no alignment
+
+
+def test_mix_equal_draws_each_dataset_equally_often(tmp_path):
+    # 4 colour photographs for training (6 tiles) against 1 grayscale one (1 tile): crops of the
+    # grayscale photo are the only ones with R == G == B everywhere
+    colour, gray = tmp_path / "colour", tmp_path / "gray"
+    colour.mkdir(), gray.mkdir()
+    for index, name in enumerate(("astronaut", "coffee", "chelsea", "china", "rocket")):
+        Image.fromarray(bundled_photos.load_photo(name)).save(colour / f"{index}_{name}.jpg")
+    Image.fromarray(bundled_photos.load_photo("camera")[..., 0]).save(gray / "camera.png")
+    name = f"folder:{colour}+folder:{gray}"
+
+    def gray_share(mix):
+        dataset = data.super_resolution_dataset(
+            name, "train", 2, 48, 20, data_dir=str(tmp_path / "tfds"), mix=mix
+        )
+        hr = np.concatenate([hr.numpy() for _, hr in dataset.take(10)])
+        is_gray = np.all(hr[..., :1] == hr, axis=(1, 2, 3))
+        return float(is_gray.mean()), hr
+
+    by_pixels, _ = gray_share("pixels")
+    equal, first = gray_share("equal")
+    assert by_pixels < 0.3  # about 1 tile in 7
+    assert 0.4 <= equal <= 0.6
+    np.testing.assert_array_equal(first, gray_share("equal")[1])  # seeded: a resume skips into it
+    with pytest.raises(ValueError, match="mix must be one of"):
+        data.super_resolution_dataset(name, "train", mix="tiles")
