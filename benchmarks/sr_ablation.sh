@@ -6,6 +6,8 @@
 #   data (3,000 steps):       bundled photos only | collection only | both
 #   steps (both):             3,000 | 30,000 (the shipped sr_x2: scripts/long_runs.sh sr_x2)
 #   attention stage (both, 3,000 steps): none | non-local
+#   mixing (both, 3,000 steps): in proportion to pixels (the collection's ~300 tiles against
+#                               14 bundled photos) | equal (--mix equal)
 #
 # Then the held-out table, PSNR-Y / SSIM-Y on the bundled and the collection validation photos
 # (runs/sr_ablation/table.md): whole images for the runs without attention (the numbers of the
@@ -16,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
-RUNS=${RUNS:-"both_3k collection_3k both_3k_nonlocal bundled_3k"}
+RUNS=${RUNS:-"both_3k collection_3k both_3k_equal bundled_3k both_3k_nonlocal"}
 TABLE=${TABLE:-1}
 OUT=runs/sr_ablation
 
@@ -34,6 +36,7 @@ for run in $RUNS; do
     bundled_3k) train bundled_3k bundled_photos ;;
     collection_3k) train collection_3k photo_collection ;;
     both_3k) train both_3k bundled_photos+photo_collection ;;
+    both_3k_equal) train both_3k_equal bundled_photos+photo_collection --mix equal ;;
     both_3k_nonlocal) train both_3k_nonlocal bundled_photos+photo_collection --attention nonlocal ;;
     *) echo "unknown run: $run" >&2; exit 2 ;;
   esac
@@ -41,7 +44,8 @@ done
 
 [ "$TABLE" = 1 ] || exit 0
 plain=(--model bundled_3k=$OUT/bundled_3k/model.keras --model collection_3k=$OUT/collection_3k/model.keras
-  --model both_3k=$OUT/both_3k/model.keras --model both_30k=saved_models/sr_x2/model.keras)
+  --model both_3k=$OUT/both_3k/model.keras --model both_3k_equal=$OUT/both_3k_equal/model.keras
+  --model both_30k=saved_models/sr_x2/model.keras)
 common=(--scale 2 --dataset bundled_photos --dataset photo_collection --no-speed)
 {
   echo "Whole images:"
