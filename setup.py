@@ -72,6 +72,10 @@ setup(
             "nbformat>=5.10",
             "ipykernel>=6.29",
             "ruff>=0.6",
+            # tests/test_portable_sr.py trains on the JAX backend (the layers and SR presets
+            # on another Keras backend); jax 0.10 adds only jax + jaxlib to this environment
+            # (its numpy, scipy and ml_dtypes needs are met by TensorFlow 2.21's)
+            "jax>=0.10.2,<0.11",
         ],
     },
     py_modules=["keras_attn_cli"],  # the console script: answers --help without TensorFlow

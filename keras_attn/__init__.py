@@ -7,6 +7,11 @@ The other subpackages load on first use (`keras_attn.data`, `.export`, `.familie
 `classify`): `import keras_attn.layers` does not import tensorflow-datasets.
 `import keras_attn.data` registers the local tfds builders (`bundled_photos`, `photo_folder`,
 `bundled_digits`) before a `tfds.load` of them.
+
+TensorFlow is the backend this package is built and tested for (data pipelines, export, the
+CLI). On another Keras backend (`KERAS_BACKEND=jax`), `keras_attn.layers`, the model builders,
+the losses and metrics and `keras_attn.training.schedule` import without TensorFlow, so a model
+can be built and trained there and its weights loaded back under TensorFlow.
 """
 
 import importlib
@@ -14,8 +19,13 @@ import importlib
 from keras_attn.version import __version__
 
 try:
-    import tensorflow  # noqa: F401  (the backend; the data pipelines and export need it too)
-except ImportError as error:  # pragma: no cover - depends on the installation
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow  # noqa: F401  (the backend; the data pipelines and export need it too)
+except ModuleNotFoundError as error:  # pragma: no cover - depends on the installation
+    if error.name != "tensorflow":
+        raise
     raise ImportError(
         "keras_attn needs TensorFlow 2.21. Install it with the package: "
         'pip install "keras-attn[cpu]" (or "[gpu]" on a CUDA machine).'

@@ -32,6 +32,7 @@ import tensorflow_datasets as tfds
 
 from keras_attn.data import photo_collection
 from keras_attn.data.offline import OfflineBuilder
+from keras_attn.utils.images import read_rgb  # noqa: F401  (public here too)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
 VALIDATION_LIST = "validation.txt"
@@ -82,25 +83,28 @@ def split_files(folder: str | os.PathLike) -> dict[str, list[pathlib.Path]]:
     return {"train": train, "validation": validation}
 
 
+def source_folder(name: str) -> pathlib.Path | None:
+    """The folder of image files behind the dataset `name`: the photo collection's folder
+    (checked to be complete) for `"photo_collection"`, `PATH` for `"folder:PATH"`; None for any
+    other name (a tfds dataset)."""
+    if name == "photo_collection":
+        folder = photo_collection.default_folder()
+        if not photo_collection.is_complete(folder):
+            raise ValueError(
+                f"The photo collection is not in {folder}: run `keras-attn data fetch-photos` "
+                "(or set KERAS_ATTN_PHOTO_COLLECTION to the folder that holds it)"
+            )
+        return folder
+    if name.startswith("folder:"):
+        return pathlib.Path(name[len("folder:") :]).expanduser()
+    return None
+
+
 def tile_bounds(length: int, tile_size: int) -> list[tuple[int, int]]:
     """`[start, stop)` ranges cutting `length` into ceil(length / tile_size) nearly equal tiles."""
     count = max(1, -(-length // tile_size))
     edges = np.linspace(0, length, count + 1).round().astype(int)
     return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
-
-
-def read_rgb(path: pathlib.Path) -> np.ndarray:
-    """An image file as `(H, W, 3)` uint8 (grayscale repeated, 16-bit scaled to 8)."""
-    from keras_attn.utils.images import read_image
-
-    image = read_image(path)
-    if image.dtype == np.uint16:
-        image = (image.astype(np.float32) / 257.0).round().astype(np.uint8)
-    elif image.dtype != np.uint8:
-        image = (np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
-    return np.ascontiguousarray(image)
 
 
 class PhotoFolder(OfflineBuilder):
@@ -129,13 +133,7 @@ class PhotoFolder(OfflineBuilder):
     def _folder(self) -> pathlib.Path:
         if self.builder_config.folder is not None:
             return pathlib.Path(self.builder_config.folder)
-        folder = photo_collection.default_folder()
-        if not photo_collection.is_complete(folder):
-            raise ValueError(
-                f"The photo collection is not in {folder}: run `keras-attn data fetch-photos` "
-                "(or set KERAS_ATTN_PHOTO_COLLECTION to the folder that holds it)"
-            )
-        return folder
+        return source_folder("photo_collection")
 
     def _split_generators(self, dl_manager):
         del dl_manager  # local files only

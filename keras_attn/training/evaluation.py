@@ -24,7 +24,6 @@ signature and a TFLite file.
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -76,22 +75,13 @@ def full_images(
     `train` or `validation` as in `keras_attn.data.photo_folder`); any other tfds image dataset
     through tfds. Several joined by `+` are read one after the other.
     """
-    from keras_attn.data import photo_collection, photo_folder
+    from keras_attn.data import photo_folder
 
     images = []
     for part in (piece.strip() for piece in dataset.split("+")):
         if part == "bundled_photos":
             images += [(name, data.load_photo(name)) for name in data.photo_names(split)]
-        elif part == "photo_collection" or part.startswith("folder:"):
-            if part == "photo_collection":
-                folder = photo_collection.default_folder()
-                if not photo_collection.is_complete(folder):
-                    raise ValueError(
-                        f"The photo collection is not in {folder}: run `keras-attn data "
-                        "fetch-photos` (or set KERAS_ATTN_PHOTO_COLLECTION)"
-                    )
-            else:
-                folder = pathlib.Path(part[len("folder:") :])
+        elif (folder := photo_folder.source_folder(part)) is not None:
             splits = photo_folder.split_files(folder)
             if split not in splits:
                 raise ValueError(

@@ -144,3 +144,78 @@ class RunBackup(keras.callbacks.Callback):
             logs["steps_per_s"] = round(self._steps / seconds, 3) if seconds else 0.0
         save_backup(self.model, self.output_dir, epoch + 1, 0)
         self._last_save = time.monotonic()
+
+
+def announce_position(output_dir: str | os.PathLike, config) -> tuple[int, int]:
+    """Prints whether the run in `output_dir` resumes (and where) or is already finished for
+    `config` (a `TrainConfig`); returns `read_position(output_dir)`."""
+    done, partial = read_position(output_dir)
+    if done >= config.epochs:
+        print(
+            f"{output_dir} already holds {done} completed epochs of {config.epochs}: nothing to do"
+        )
+    elif done or partial:
+        where = f", step {partial + 1} of {config.steps_per_epoch}" if partial else ""
+        print(f"Resuming from epoch {done + 1}{where} (restored from {output_dir}/backup)")
+    return done, partial
+
+
+def fit_resumable(
+    model: keras.Model,
+    stream,
+    *,
+    output_dir: str | os.PathLike,
+    config,
+    validation_data=None,
+    callbacks=(),
+) -> keras.callbacks.History:
+    """`model.fit` for `config.epochs` x `config.steps_per_epoch` steps (`config`: a
+    `TrainConfig`), resumed from the backup in `output_dir`, with `RunBackup` and `history.csv`;
+    writes `output_dir/model.keras` at the end. Keras alone: any backend.
+
+    Args:
+        model: a compiled model (its optimizer built from `config`).
+        stream: `stream(step)` -> the training batches from global step `step` on (endless), so
+            a resumed run sees the batches an uninterrupted one would.
+        output_dir: the run folder.
+        config: epochs, steps per epoch, checkpoint minutes and verbosity.
+        validation_data: evaluated after every epoch when given.
+        callbacks: extra Keras callbacks.
+
+    Returns:
+        The Keras `History` of this call (the epochs it ran).
+    """
+    output_dir = pathlib.Path(output_dir)
+    done, partial = read_position(output_dir)
+    restore_backup(model, output_dir)
+
+    def run(first_epoch, last_epoch, steps, first_step):
+        return model.fit(
+            stream(first_epoch * config.steps_per_epoch + first_step),
+            initial_epoch=first_epoch,
+            epochs=last_epoch,
+            steps_per_epoch=steps,
+            shuffle=False,  # the input pipelines shuffle; Keras would warn it cannot
+            validation_data=validation_data,
+            verbose=config.verbose,
+            callbacks=[
+                RunBackup(output_dir, config.checkpoint_minutes, first_step=first_step),
+                keras.callbacks.CSVLogger(str(output_dir / "history.csv"), append=True),
+                *callbacks,
+            ],
+        )
+
+    history = None
+    if partial and done < config.epochs:
+        # finish the interrupted epoch first (its remaining steps), then the rest as usual
+        history = run(done, done + 1, config.steps_per_epoch - partial, partial)
+        done += 1
+    if done < config.epochs or history is None:
+        rest = run(done, max(done, config.epochs), config.steps_per_epoch, 0)
+        if history is not None:
+            rest.epoch = history.epoch + rest.epoch
+            for key, values in history.history.items():
+                rest.history[key] = values + rest.history.get(key, [])
+        history = rest
+    save_model_atomic(model, output_dir / "model.keras")
+    return history

@@ -164,6 +164,18 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """An image file as `(H, W, 3)` uint8 (grayscale repeated, 16-bit scaled to 8)."""
+    image = read_image(path)
+    if image.dtype == np.uint16:
+        image = (image.astype(np.float32) / 257.0).round().astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = (np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    return np.ascontiguousarray(image)
+
+
 def write_png(path: str | os.PathLike, image: np.ndarray) -> pathlib.Path:
     """Writes a uint8 `(H, W)` or `(H, W, 3)` image as PNG, atomically."""
     from PIL import Image
