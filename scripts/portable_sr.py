@@ -37,6 +37,8 @@ What matches `keras-attn train sr` and what does not:
 from __future__ import annotations
 
 import argparse
+import collections
+import concurrent.futures
 import json
 import os
 import pathlib
@@ -195,11 +197,18 @@ class CropSampler:
         lr = keras.ops.convert_to_numpy(bicubic_downscale(hr, self.scale))
         return lr, hr
 
-    def stream(self, step: int):
-        """Endless batches from global step `step` on (what `fit_resumable` asks for)."""
-        while True:
-            yield self.batch(step)
-            step += 1
+    def stream(self, step: int, ahead: int = 4):
+        """Endless batches from global step `step` on (what `fit_resumable` asks for), made
+        `ahead` batches in advance on a thread while the accelerator trains."""
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pending = collections.deque(
+                pool.submit(self.batch, s) for s in range(step, step + ahead)
+            )
+            step += ahead
+            while True:
+                yield pending.popleft().result()
+                pending.append(pool.submit(self.batch, step))
+                step += 1
 
 
 def device_name() -> str:
