@@ -163,6 +163,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     )
     predict.add_argument("--tile", type=int, help="SR: process in tiles of this input size")
     predict.add_argument("--overlap", type=int, default=16, help="SR: overlap between tiles")
+    predict.add_argument(
+        "--self-ensemble",
+        action="store_true",
+        help="SR: average over the 8 flips and turns of the input (slightly better, 8x the time)",
+    )
     predict.add_argument("--top-k", type=int, default=3, help="classifier: classes to print")
     predict.add_argument(
         "--refine",

@@ -139,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         "global attention stage on multi-megapixel photos); default: whole images",
     )
     parser.add_argument(
+        "--self-ensemble",
+        action="store_true",
+        help="add a row per model averaged over the 8 flips and turns of each input "
+        "(upscale(..., self_ensemble=True); 8x the compute, quality only)",
+    )
+    parser.add_argument(
         "--no-speed", action="store_true", help="skip MACs and Keras/TFLite latency"
     )
     parser.add_argument("--size", type=int, default=256, help="input side for MACs and latency")
@@ -186,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"(max diff {difference:.1e})"
             )
         print(columns + " |", flush=True)
+        if args.self_ensemble:
+            row = scores(lambda lr, hr, m=model: upscale(m, lr, args.tile, self_ensemble=True))
+            print(f"| {label} x8 self-ensemble | {row} | {model.count_params():,}{blank} |")
     if args.figure and models:
         first = pairs[datasets[0]]
         comparison_figure(args.figure, first, args.scale, models[0][1], models[0][0])

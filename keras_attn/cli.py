@@ -238,6 +238,7 @@ def _predict(args: argparse.Namespace) -> int:
         output,
         tile=args.tile,
         overlap=args.overlap,
+        self_ensemble=args.self_ensemble,
         top_k=args.top_k,
         refine=args.refine,
     )

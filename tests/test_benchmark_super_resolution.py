@@ -48,3 +48,16 @@ def test_quality_table_without_speed_whole_and_tiled(tmp_path, capsys):
     psnr = [float(table["tiny"][0].split("/")[0]) for table in (whole, tiled)]
     assert np.isclose(*psnr, atol=0.02)
     assert tiled["bicubic"] == whole["bicubic"]
+
+    assert benchmark.main([*argv, "--self-ensemble"]) == 0
+    ensembled = rows(capsys.readouterr().out)
+    assert list(ensembled)[-2:] == ["tiny", "tiny x8 self-ensemble"]
+    model = keras.saving.load_model(path)
+    outputs = [models.upscale(model, lr, self_ensemble=True) for _, lr, _ in pairs]
+    expected = np.mean(
+        [
+            evaluation.score_upscaled(o, hr, 2)[0]
+            for o, (_, _, hr) in zip(outputs, pairs, strict=True)
+        ]
+    )
+    assert float(ensembled["tiny x8 self-ensemble"][0].split("/")[0]) == round(expected, 2)

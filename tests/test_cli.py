@@ -274,6 +274,23 @@ def test_predict_sr_without_output_writes_next_to_the_input(tmp_path, capsys):
     assert np.asarray(Image.open(tmp_path / "cat_x2.png")).shape == (80, 100, 3)
 
 
+def test_predict_sr_self_ensemble_writes_the_averaged_upscale(tmp_path, capsys):
+    from keras_attn import pretrained
+    from keras_attn.models.super_resolution import upscale
+
+    photo = data.load_photo("chelsea")[100:140, 150:200]
+    Image.fromarray(photo).save(tmp_path / "cat.png")
+    code, _, _ = run(
+        capsys, "predict", "sr_x2", tmp_path / "cat.png", "--self-ensemble", "--output", tmp_path
+    )
+    assert code == 0
+    written = np.asarray(Image.open(tmp_path / "cat_x2.png"))
+    model = pretrained.load("sr_x2")
+    ensemble = upscale(model, photo, self_ensemble=True)
+    np.testing.assert_array_equal(written, ensemble)
+    assert not np.array_equal(written, upscale(model, photo))
+
+
 def test_predict_aligner_prints_the_homography_and_writes_next_to_moving(tmp_path, capsys):
     from keras_attn import pretrained
 

@@ -64,7 +64,9 @@ def _print_sr(result: dict) -> None:
     )
 
 
-def _predict_sr(predictor, inputs, images: dict, output, *, tile=None, overlap=16, **_) -> None:
+def _predict_sr(
+    predictor, inputs, images: dict, output, *, tile=None, overlap=16, self_ensemble=False, **_
+) -> None:
     """Writes `<stem>_x<scale>.png` of every image into `output`."""
     from keras_attn.models.super_resolution import model_scale, upscale
     from keras_attn.utils.images import write_png
@@ -72,7 +74,14 @@ def _predict_sr(predictor, inputs, images: dict, output, *, tile=None, overlap=1
     scale = model_scale(predictor)
     for path, image in images.items():
         upscaled = _to_8bit(
-            upscale(predictor, image, tile=tile, overlap=overlap, progress=bool(tile))
+            upscale(
+                predictor,
+                image,
+                tile=tile,
+                overlap=overlap,
+                progress=bool(tile),
+                self_ensemble=self_ensemble,
+            )
         )
         target = output / f"{pathlib.Path(path).stem}_x{scale}.png"
         write_png(target, upscaled)

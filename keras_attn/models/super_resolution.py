@@ -212,7 +212,13 @@ def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
 
 
 def upscale(
-    model, image, tile: int | None = None, overlap: int = 16, *, progress: bool = False
+    model,
+    image,
+    tile: int | None = None,
+    overlap: int = 16,
+    *,
+    progress: bool = False,
+    self_ensemble: bool = False,
 ) -> np.ndarray:
     """Upscales an image (or a batch) with an SR model; returns the same dtype and layout.
 
@@ -228,6 +234,9 @@ def upscale(
             are blended with linear ramps, so memory is bounded by the tile, not the image.
         overlap: input pixels shared by neighbouring tiles (used with `tile`).
         progress: show a Keras progress bar over the tiles (or the batch).
+        self_ensemble: average the model's outputs over the 8 flips and 90-degree turns of the
+            input, each turned back (the geometric self-ensemble of EDSR+): a slightly better
+            PSNR for 8x the compute.
 
     Returns:
         The upscaled image(s), `([B,] s*H, s*W[, C])`, same dtype as `image` (a path or PIL
@@ -238,12 +247,14 @@ def upscale(
         bar = keras.utils.Progbar(len(array), unit_name="image") if progress else None
         outputs = []
         for index, one in enumerate(array):
-            outputs.append(upscale(model, one, tile, overlap))
+            outputs.append(upscale(model, one, tile, overlap, self_ensemble=self_ensemble))
             if bar is not None:
                 bar.update(index + 1)
         return np.stack(outputs)
     if array.ndim == 3 and array.shape[-1] == 4:
-        rgb = upscale(model, array[..., :3], tile, overlap, progress=progress)
+        rgb = upscale(
+            model, array[..., :3], tile, overlap, progress=progress, self_ensemble=self_ensemble
+        )
         alpha = _images.to_unit_float(array[..., 3:], "image alpha")
         alpha = np.asarray(
             keras.ops.image.resize(alpha[None], rgb.shape[:2], interpolation="bicubic")
@@ -261,10 +272,23 @@ def upscale(
                 f"overlap must be an integer in [0, tile // 2). Received: overlap={overlap!r}, "
                 f"tile={tile}"
             )
+    if not isinstance(self_ensemble, bool):
+        raise ValueError(f"self_ensemble must be True or False. Received: {self_ensemble!r}")
     height, width = rgb.shape[:2]
 
+    def once(batch):
+        return np.asarray(single_output(model(np.ascontiguousarray(batch))), dtype="float32")[0]
+
     def run(batch):
-        return np.asarray(single_output(model(batch)), dtype="float32")[0]
+        if not self_ensemble:
+            return once(batch)
+        total = 0.0
+        for turns in range(4):
+            for flip in (False, True):
+                turned = np.rot90(batch, turns, axes=(1, 2))
+                upscaled = once(turned[:, :, ::-1] if flip else turned)
+                total = total + np.rot90(upscaled[:, ::-1] if flip else upscaled, -turns)
+        return total / 8.0
 
     if tile is None or (height <= tile and width <= tile):
         return restore(run(rgb[None]))

@@ -164,6 +164,34 @@ def test_tiled_upscale_matches_untiled_and_has_no_seams(trained_like_model):
     assert difference.max() < 0.01
 
 
+def test_self_ensemble_averages_the_eight_flips_and_turns(trained_like_model):
+    photo = skimage.transform.resize(skimage.data.astronaut(), (30, 44)).astype("float32")
+    expected = []
+    for turns in range(4):
+        for flip in (False, True):
+            moved = np.rot90(photo, turns)
+            moved = moved[:, ::-1] if flip else moved
+            out = upscale(trained_like_model, np.ascontiguousarray(moved))
+            expected.append(np.rot90(out[:, ::-1] if flip else out, -turns))
+    ensemble = upscale(trained_like_model, photo, self_ensemble=True)
+    assert ensemble.shape == (60, 88, 3)
+    np.testing.assert_allclose(ensemble, np.mean(expected, axis=0), atol=1e-6)
+    assert np.abs(ensemble - upscale(trained_like_model, photo)).max() > 1e-3  # not a no-op
+    # a model that commutes with flips and turns (pixel repetition) is left unchanged
+    nearest = lambda x: np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)  # noqa: E731
+    np.testing.assert_allclose(
+        upscale(nearest, photo, self_ensemble=True), upscale(nearest, photo), atol=1e-6
+    )
+    large = skimage.transform.resize(skimage.data.astronaut(), (150, 130)).astype("float32")
+    tiled = upscale(trained_like_model, large, tile=48, overlap=16, self_ensemble=True)
+    whole = upscale(trained_like_model, large, self_ensemble=True)
+    assert np.abs(tiled - whole).mean() < 1e-3  # as without the ensemble (measured there)
+    batch = upscale(trained_like_model, np.stack([photo, photo]), self_ensemble=True)
+    np.testing.assert_allclose(batch[1], ensemble, atol=1e-6)
+    with pytest.raises(ValueError, match="self_ensemble must be True or False"):
+        upscale(trained_like_model, photo, self_ensemble="yes")
+
+
 @pytest.mark.parametrize(
     "image, message",
     [
