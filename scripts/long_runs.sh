@@ -8,8 +8,8 @@
 #   bash scripts/long_runs.sh sr_x2_bundled  # sr_x2's run on the 14 bundled photos alone (run
 #                                          # once: it over-fit them, 33.88 / 43.68 dB held out,
 #                                          # not shipped; docs/benchmarks.md, "Ablation")
-#   bash scripts/long_runs.sh sr_x2_equal  # sr_x2's run with --mix equal (each dataset drawn
-#                                          # equally often: +0.35 dB held out at 3,000 steps)
+#   bash scripts/long_runs.sh sr_x2_equal  # sr_x2's run with --mix equal (run once: 34.09 /
+#                                          # 44.43 dB held out, below sr_x2; not shipped)
 #   bash scripts/long_runs.sh sr_x2_hq   # sr_hq x2 (603 K parameters), same data, 30,000 steps
 #   bash scripts/long_runs.sh sr_x3      # x3 from the sr_x2 run (upsampler new), 10,000 steps
 #   bash scripts/long_runs.sh sr_x4      # x4 likewise
