@@ -227,10 +227,10 @@ def device_name() -> str:
 
 def train(args: argparse.Namespace, command: str) -> dict:
     """Trains (or resumes) the run in `args.output`; writes its files; returns metrics.json."""
+    manifest, images = read_pack(args.pack)  # a bad pack fails before anything is written
     output = pathlib.Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     (output / "command.txt").write_text(command + "\n")
-    manifest, images = read_pack(args.pack)
     sampler = CropSampler(
         images,
         scale=args.scale,
