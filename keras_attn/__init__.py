@@ -38,7 +38,7 @@ _LAZY = ("data", "export", "families", "pretrained", "training", "viz")
 # Task helpers exported here, loaded with their module on first use.
 _LAZY_FUNCTIONS = {
     "align": "keras_attn.models",
-    "classify": "keras_attn.families",
+    "classify": "keras_attn.inference",
     "upscale": "keras_attn.models",
 }
 

@@ -1,8 +1,8 @@
 """The commands of `keras-attn`; each is a thin call into the library.
 
 The parser and the error handling live in the top-level module `keras_attn_cli` (light: no
-TensorFlow until a command runs); `main` here is the same entry point, for
-`python -m keras_attn.cli`. Each `_command(args)` returns the exit status.
+TensorFlow until a command runs), which imports this module for the command that runs; `python
+-m keras_attn` is the same entry point. Each `_command(args)` returns the exit status.
 """
 
 from __future__ import annotations
@@ -174,7 +174,6 @@ def _export(args: argparse.Namespace) -> int:
 
     from keras_attn import export, families, pretrained
     from keras_attn.export.package import check_quantization, tflite_batch_size
-    from keras_attn.training import evaluation
     from keras_attn.utils.model_io import load_keras_model
 
     if args.format == "saved_model" and args.quantization:
@@ -192,7 +191,7 @@ def _export(args: argparse.Namespace) -> int:
         return 0
     representative = None
     if args.quantization == "int8":
-        representative = evaluation.calibration_data(family, tuple(model.inputs[0].shape[1:]))
+        representative = families.representative_data(family, tuple(model.inputs[0].shape[1:]))
     report = export.export_tflite(
         model,
         args.output,
@@ -272,11 +271,3 @@ def _data(args: argparse.Namespace) -> int:
         f"{len(photo_collection.VALIDATION_PHOTOS)} held out in validation.txt) in {folder}"
     )
     return 0
-
-
-# `python -m keras_attn.cli` and `keras_attn.cli.main` run the same command line as
-# `keras-attn` (its parser lives in the light top-level module keras_attn_cli).
-from keras_attn_cli import main  # noqa: E402
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -52,7 +52,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_attn  # noqa: E402,F401  (registers the layers before loading .keras files)
-from keras_attn import data, pretrained  # noqa: E402
+from keras_attn import data, families, pretrained  # noqa: E402
 from keras_attn.data import classification, fashion_mnist  # noqa: E402
 from keras_attn.export import TFLiteModel  # noqa: E402
 from keras_attn.models.aligner import FLOW_CONVENTION, HOMOGRAPHY_CONVENTION  # noqa: E402
@@ -191,7 +191,7 @@ def plan_sr(model: keras.Model, args: argparse.Namespace) -> Plan:
     quantizations = ("float16", "int8" if args.int8 == "full" else "dynamic")
     representative = None
     if args.int8 == "full":
-        representative = evaluation.calibration_data("sr", (None, None, 3))
+        representative = families.representative_data("sr", (None, None, 3))
     print(f"Keras PSNR-Y {keras_scores.psnr_y:.3f} dB (bicubic {bicubic.psnr_y:.3f} dB)")
     return Plan(card, quantizations, {"image": first_lr[None]}, evaluate, representative)
 
@@ -287,7 +287,7 @@ def plan_classifier(model: keras.Model, args: argparse.Namespace) -> Plan:
         "metrics": metrics,
     }
     quantizations = ("float16", "int8" if args.int8 != "dynamic" else "dynamic")
-    representative = evaluation.calibration_data(
+    representative = families.representative_data(
         "classifier", input_shape, count=64, dataset=dataset
     )
     print(f"Keras accuracy {keras_result['accuracy']:.4f} on {keras_result['examples']} examples")

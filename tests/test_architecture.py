@@ -1,9 +1,11 @@
-"""The package's shape, checked: no import cycle between its modules, no module over 500 lines,
-no function body over 100 lines, and `import keras_attn.layers` without the data pipelines.
+"""The package's shape, checked: every import goes down the floors of docs/architecture.md
+(deferred imports inside functions too), no import cycle between its modules, no module over 500
+lines, no function body over 100 lines, and `import keras_attn.layers` without the data pipelines.
 
-Imports are read statically (`ast`): module-level `import` / `from ... import` statements of
-`keras_attn` modules, including those inside module-level `if`/`try` blocks, but not imports
-inside functions (deferred on purpose, they cannot form an import-time cycle).
+Imports are read statically (`ast`): `import` / `from ... import` statements of `keras_attn`
+modules, those executed at import time (module level, including inside module-level `if`/`try`
+blocks) or, with `deferred=True`, every one (inside functions too). A name looked up at run time
+(`families.Lazy("keras_attn.demo:_classifier")`) is not an import.
 """
 
 import ast
@@ -41,12 +43,17 @@ def _module_level_imports(tree: ast.Module):
                     pending.extend(child.body if isinstance(child, ast.ExceptHandler) else [child])
 
 
-def import_graph() -> dict[str, set[str]]:
+def _every_import(tree: ast.Module):
+    return (node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom)))
+
+
+def import_graph(deferred: bool = False) -> dict[str, set[str]]:
     known = modules()
     graph = {name: set() for name in known}
+    read = _every_import if deferred else _module_level_imports
     for name, path in known.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in _module_level_imports(ast.parse(path.read_text())):
+        for node in read(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             else:
@@ -91,16 +98,21 @@ def test_the_import_graph_reader_sees_cycles():
     assert "keras_attn.layers" in graph["keras_attn.models.aligner"] or any(
         t.startswith("keras_attn.layers.") for t in graph["keras_attn.models.aligner"]
     )
+    # keras_attn.families.sr imports keras_attn.training.evaluation inside a function only
+    assert "keras_attn.training.evaluation" not in graph["keras_attn.families.sr"]
+    assert "keras_attn.training.evaluation" in import_graph(deferred=True)["keras_attn.families.sr"]
 
 
-# The floors of docs/architecture.md, top to bottom: a module imports (at import time) only from
-# its own floor or the floors below. `keras_attn/__init__.py` is the entrance and may import any.
+# The floors of docs/architecture.md, top to bottom: a module imports only from its own floor or
+# the floors below, at import time and inside functions alike. `keras_attn/__init__.py` is the
+# entrance and may import any.
 FLOORS = (
-    ("cli", "flags", "demo"),
+    ("__main__", "cli", "flags", "demo"),
+    ("inference",),
     ("pretrained",),
-    ("training",),
-    ("viz",),
     ("families",),
+    ("viz",),
+    ("training",),
     ("models",),
     ("data",),
     ("export",),
@@ -117,7 +129,7 @@ def floor(module: str) -> int:
 def test_every_module_has_a_floor_and_imports_only_downwards():
     upward = [
         f"{name} -> {target}"
-        for name, targets in import_graph().items()
+        for name, targets in import_graph(deferred=True).items()
         if name != "keras_attn"
         for target in targets
         if target != "keras_attn" and floor(target) < floor(name)
@@ -130,8 +142,9 @@ def test_every_module_has_a_floor_and_imports_only_downwards():
             assert f"keras_attn/{name}{suffix}" in drawing, f"{name} is not drawn"
 
 
-def test_no_import_cycle_inside_the_package():
-    cycle = find_cycle(import_graph())
+@pytest.mark.parametrize("deferred", [False, True])
+def test_no_import_cycle_inside_the_package(deferred):
+    cycle = find_cycle(import_graph(deferred))
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_attn import cli, data, export, layers, models, pretrained
+import keras_attn_cli as cli
+from keras_attn import data, export, layers, models, pretrained
 from keras_attn.models.aligner import align, warp_image
 from keras_attn.models.super_resolution import upscale
 from keras_attn.training import fit

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_attn import cli, data, pretrained
+import keras_attn_cli as cli
+from keras_attn import data, pretrained
 from keras_attn.data import digits
 
 
@@ -47,7 +48,7 @@ def test_unwritable_output_is_one_clear_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     result = subprocess.run(
-        [sys.executable, "-m", "keras_attn.cli", "demo", "--output", str(blocker / "sub")],
+        [sys.executable, "-m", "keras_attn", "demo", "--output", str(blocker / "sub")],
         capture_output=True,
         text=True,
         check=False,
@@ -62,7 +63,7 @@ def test_unwritable_output_is_one_clear_line(tmp_path):
 
 def test_help_states_defaults():
     result = subprocess.run(
-        [sys.executable, "-m", "keras_attn.cli", "demo", "--help"],
+        [sys.executable, "-m", "keras_attn", "demo", "--help"],
         capture_output=True,
         text=True,
         check=True,

@@ -92,7 +92,7 @@ def test_an_installed_wheel_lists_and_loads_every_model_from_another_folder(inst
 @pytest.mark.slow
 def test_an_installed_wheel_runs_the_demo_with_every_figure(installed):
     _, target, elsewhere = installed
-    result = _run(["-m", "keras_attn.cli", "demo", "--output", "figures"], target, elsewhere)
+    result = _run(["-m", "keras_attn", "demo", "--output", "figures"], target, elsewhere)
     assert result.returncode == 0, result.stderr[-2000:]
     written = sorted(p.name for p in (elsewhere / "figures").glob("*.png"))
     families = {m["family"] for m in pretrained.list_models()}
@@ -110,7 +110,7 @@ def test_without_models_list_is_empty_and_demo_says_where_it_looked(installed, t
     empty.mkdir()
     env_code = (
         f"import os; os.environ['KERAS_ATTN_SAVED_MODELS'] = {str(empty)!r}\n"
-        "from keras_attn import cli; raise SystemExit(cli.main(['demo', '--output', 'x']))"
+        "import keras_attn_cli; raise SystemExit(keras_attn_cli.main(['demo', '--output', 'x']))"
     )
     result = _run(env_code, target, tmp_path)
     assert result.returncode == 2

@@ -56,7 +56,7 @@ KILL_AT_EPOCH = 3  # killed as epoch 3 begins: epochs 1-2 are in the backup
 def train_command(output: pathlib.Path, data_dir: str) -> list[str]:
     """The tiny settings of tests/test_cli.py, for 4 epochs of 2 steps (about 20 s a run)."""
     return [
-        *(sys.executable, "-m", "keras_attn.cli", "train", "sr", "--model", "sr_tiny"),
+        *(sys.executable, "-m", "keras_attn", "train", "sr", "--model", "sr_tiny"),
         *("--epochs", str(EPOCHS), "--steps-per-epoch", str(STEPS_PER_EPOCH)),
         *("--learning-rate", str(LEARNING_RATE), "--warmup-steps", str(WARMUP_STEPS)),
         *("--batch-size", "4", "--patch-size", "48", "--val-split", "validation[:1]"),

@@ -21,10 +21,11 @@ asks every entry's `detect` which one a Keras model belongs to. An entry holds:
   `tile`, `overlap`, `top_k`, `refine`), which prints one summary line per result;
 - `held_out_metric(metrics) -> str`: the card's metric as the README's zoo table shows it;
 - `calibration_data(input_shape, count=, data_dir=, seed=, dataset=) -> list`: representative
-  inputs for int8 TFLite conversion, from training data (aligners raise: float only);
+  inputs for int8 TFLite conversion, from training data (aligners raise: float only;
+  `representative_data(family, input_shape, ...)` wraps them as `export_tflite` takes them);
 - `demo_figure(output, name, card)`: the demo's figure(s) of a shipped model (in
   `keras_attn.demo`), and `task_helper`: the numpy-in, numpy-out function of the family
-  (`keras_attn.models.upscale`, `keras_attn.models.align`, `keras_attn.classify`).
+  (`keras_attn.models.upscale`, `keras_attn.models.align`, `keras_attn.inference.classify`).
 
 Everything heavy is imported when called (`Lazy` names a function in another module), so
 `import keras_attn.families` loads nothing beyond `keras_attn` itself.
@@ -53,18 +54,19 @@ from keras_attn.families.base import (
     get,
     names,
     register,
+    representative_data,
 )
-from keras_attn.families.classifier import classifier_input, classify
+from keras_attn.families.classifier import classifier_input
 
 __all__ = [
     "Family",
     "Lazy",
     "classifier_input",
-    "classify",
     "default_dataset",
     "family_of",
     "format_fixed",
     "get",
     "names",
     "register",
+    "representative_data",
 ]

@@ -91,6 +91,27 @@ def default_dataset(family: str, card: dict | None = None) -> tuple[str, str]:
     return recorded.get("dataset", default_name), recorded.get("split", default_split)
 
 
+def representative_data(
+    family: str,
+    input_shape: tuple,
+    *,
+    count: int = 32,
+    data_dir: str | None = None,
+    seed: int = 0,
+    dataset: str | None = None,
+) -> Callable[[], list]:
+    """Representative inputs for full-int8 TFLite conversion, from each family's TRAINING data
+    (never the held-out split): random `64 x 64` crops of the bundled training photos for SR,
+    the first `count` training images of `dataset` (default `bundled_digits`) for classifiers;
+    aligners raise (float only). The family's `calibration_data` makes them; this returns the
+    callable that `export_tflite(..., representative_data=...)` takes (a list of one-input
+    lists)."""
+    samples = get(family).calibration_data(
+        input_shape, count=count, data_dir=data_dir, seed=seed, dataset=dataset
+    )
+    return lambda: samples
+
+
 # --------------------------------------------------------------------------- shared helpers
 
 

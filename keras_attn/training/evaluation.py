@@ -31,23 +31,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_attn import data, families
+from keras_attn import data
 from keras_attn.data import classification
 from keras_attn.data import super_resolution as sr_data
-from keras_attn.families import family_of  # noqa: F401  (public here too)
 from keras_attn.training.metrics import psnr_y, ssim_y
 from keras_attn.utils.model_io import single_output
-
-FAMILIES = families.names()
-# The family defaults, from the registry (`keras_attn.families`); kept here for scripts.
-DEFAULT_DATASETS = {name: families.get(name).default_dataset for name in FAMILIES}
-
-
-def default_dataset(family: str, card: dict | None = None) -> tuple[str, str]:
-    """The `(dataset, split)` a model is scored on: where its card says it was scored (a
-    shipped model), else the family's default (`DEFAULT_DATASETS`)."""
-    return families.default_dataset(family, card)
-
 
 # The aligner's held-out protocol: DeTone's rho, the seed of the pairs (as benchmarks/aligner.py).
 ALIGNMENT_MAX_SHIFT = 32.0
@@ -382,30 +370,6 @@ def evaluate_aligner(
         ]
     )
     return AlignmentScores(corner_error_summary(errors), errors, homographies, int((~finite).sum()))
-
-
-# --------------------------------------------------------------------------- calibration
-
-
-def calibration_data(
-    family: str,
-    input_shape: tuple,
-    *,
-    count: int = 32,
-    data_dir: str | None = None,
-    seed: int = 0,
-    dataset: str | None = None,
-) -> Callable[[], list]:
-    """Representative inputs for full-int8 TFLite conversion, from each family's TRAINING data
-    (never the held-out split): random `64 x 64` crops of the bundled training photos for SR,
-    the first `count` training images of `dataset` (default `bundled_digits`) for classifiers;
-    aligners raise (float only). Each family's `calibration_data` in `keras_attn.families`
-    makes them. Returns the callable that `export_tflite(..., representative_data=...)` takes
-    (a list of one-input lists)."""
-    samples = families.get(family).calibration_data(
-        input_shape, count=count, data_dir=data_dir, seed=seed, dataset=dataset
-    )
-    return lambda: samples
 
 
 def evaluate_flow(run, pairs: list[AlignmentPair], batch_size: int = 8) -> dict:

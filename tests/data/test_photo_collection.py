@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_attn import cli
+import keras_attn_cli as cli
 from keras_attn.data import bundled_photos, photo_collection
 from keras_attn.data.photo_collection import MATE, PLASMA, Photo
 

@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_attn import cli, data, models, pretrained
+import keras_attn_cli as cli
+from keras_attn import data, models, pretrained
 from keras_attn.models.aligner import warp_image
 from keras_attn.training import evaluation
 

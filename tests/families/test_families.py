@@ -10,7 +10,6 @@ import keras_attn
 import keras_attn_cli
 from keras_attn import families, models
 from keras_attn.export.package import OUTPUT_NAMES
-from keras_attn.training import evaluation
 
 
 @pytest.mark.parametrize("name", families.names())
@@ -26,13 +25,12 @@ def test_every_entry_is_complete(name):
         assert callable(lazy.resolve() if isinstance(lazy, families.Lazy) else lazy)
     assert list(family.output_names) == OUTPUT_NAMES[name]  # the serving names agree
     assert family.title == keras_attn_cli.FAMILY_TITLES[name]
-    assert evaluation.DEFAULT_DATASETS[name] == family.default_dataset
-    assert evaluation.default_dataset(name) == family.default_dataset
+    assert families.default_dataset(name) == family.default_dataset
 
 
 def test_the_registry_knows_the_three_families():
-    assert families.names() == ("sr", "classifier", "aligner") == evaluation.FAMILIES
-    assert families.get("classifier").task_helper is keras_attn.classify
+    assert families.names() == ("sr", "classifier", "aligner")
+    assert families.get("classifier").task_helper.resolve() is keras_attn.classify
     with pytest.raises(ValueError, match="already registered"):
         families.register(families.get("sr"))
 
@@ -44,13 +42,13 @@ def test_unknown_family_is_one_line_naming_the_known_ones():
     assert "\n" not in message and "'nope'" in message
     assert all(name in message for name in families.names())
     with pytest.raises(ValueError, match="sr, classifier, aligner"):
-        evaluation.calibration_data("nope", (8, 8, 3))
+        families.representative_data("nope", (8, 8, 3))
 
 
 def test_default_dataset_follows_the_card():
     card = {"metrics": {"evaluation": {"dataset": "fashion_mnist"}}}
     assert families.default_dataset("classifier", card) == ("fashion_mnist", "test")
-    assert evaluation.default_dataset("aligner", None) == ("bundled_photos", "validation")
+    assert families.default_dataset("aligner", None) == ("bundled_photos", "validation")
 
 
 @pytest.mark.parametrize(
@@ -59,7 +57,7 @@ def test_default_dataset_follows_the_card():
 )
 def test_family_of_detects_each_family(preset, family):
     model = models.build_model(preset)
-    assert families.family_of(model) == family == evaluation.family_of(model)
+    assert families.family_of(model) == family
     assert [families.get(name).detect(model) for name in families.names()].count(True) == 1
 
 

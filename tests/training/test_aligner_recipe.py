@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_attn import cli
+import keras_attn_cli as cli
 from keras_attn.training import aligner_recipe
 from keras_attn.training.aligner_recipe import AlignerRecipe
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_attn import cli
+import keras_attn_cli as cli
 from keras_attn.training import distribute
 from tests.helpers import free_ports
 
@@ -205,7 +205,7 @@ def _start_workers(root, cluster, family, data_dir, *extra):
             ),
         }
         log = open(root / f"worker{index}.log", "a")
-        command = [sys.executable, "-m", "keras_attn.cli"]
+        command = [sys.executable, "-m", "keras_attn"]
         command += _train_args(
             family, root / f"w{index}", data_dir, "--strategy", "multiworker", *extra
         )

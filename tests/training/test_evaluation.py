@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_attn import data, models
+from keras_attn import data, families, models
 from keras_attn.training import evaluation
 from tests.helpers import load_script
 
@@ -126,8 +126,8 @@ def test_classifier_test_data_is_the_whole_split_resized_to_the_input(digits_dir
 
 
 def test_family_of_recognises_aligners():
-    assert evaluation.family_of(models.build_model("aligner_tiny")) == "aligner"
-    assert evaluation.family_of(models.build_model("sr_tiny_x2")) == "sr"
+    assert families.family_of(models.build_model("aligner_tiny")) == "aligner"
+    assert families.family_of(models.build_model("sr_tiny_x2")) == "sr"
     moving = keras.Input((8, 8, 1), name="moving")
     fixed = keras.Input((8, 8, 1), name="fixed")
     flow_only = keras.Model(
@@ -135,7 +135,7 @@ def test_family_of_recognises_aligners():
         {"flow": keras.layers.Concatenate()([moving, fixed])},
     )
     with pytest.raises(ValueError, match="no 'homography' output"):
-        evaluation.family_of(flow_only)
+        families.family_of(flow_only)
 
 
 def test_held_out_pairs_are_fixed_and_named(aligner_pairs, photos_dir):
@@ -235,15 +235,15 @@ def test_benchmark_uses_the_same_implementation():
 
 
 def test_sr_calibration_data_is_seeded_crops_of_training_photos():
-    representative = evaluation.calibration_data("sr", (None, None, 3), count=3, seed=5)
+    representative = families.representative_data("sr", (None, None, 3), count=3, seed=5)
     samples = representative()
     assert representative() is samples  # made once; the converter may call it again
     assert len(samples) == 3 and all(len(sample) == 1 for sample in samples)
     for (crop,) in samples:
         assert crop.shape == (1, 64, 64, 3) and crop.dtype == np.float32
         assert 0.0 <= crop.min() and crop.max() <= 1.0 and crop.std() > 0.01  # a photo, not flat
-    again = evaluation.calibration_data("sr", (None, None, 3), count=3, seed=5)()
-    other = evaluation.calibration_data("sr", (None, None, 3), count=3, seed=6)()
+    again = families.representative_data("sr", (None, None, 3), count=3, seed=5)()
+    other = families.representative_data("sr", (None, None, 3), count=3, seed=6)()
     np.testing.assert_array_equal(again[2][0], samples[2][0])
     assert not np.array_equal(other[0][0], samples[0][0])
     # the first crop comes from the first training photo, never a held-out one
