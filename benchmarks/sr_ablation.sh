@@ -8,6 +8,8 @@
 #   attention stage (both, 3,000 steps): none | non-local
 #   mixing (both, 3,000 steps): in proportion to pixels (the collection's ~300 tiles against
 #                               14 bundled photos) | equal (--mix equal)
+#   precision (both, 3,000 steps): float32 | mixed_bfloat16 (--precision; the saved model is
+#                               float32, evaluated as the others)
 #
 # Then the held-out table, PSNR-Y / SSIM-Y on the bundled and the collection validation photos
 # (runs/sr_ablation/table.md): whole images for the runs without attention (the numbers of the
@@ -18,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
-RUNS=${RUNS:-"both_3k collection_3k both_3k_equal bundled_3k both_3k_nonlocal"}
+RUNS=${RUNS:-"both_3k collection_3k both_3k_equal bundled_3k both_3k_nonlocal both_3k_bf16"}
 TABLE=${TABLE:-1}
 OUT=runs/sr_ablation
 
@@ -38,6 +40,7 @@ for run in $RUNS; do
     both_3k) train both_3k bundled_photos+photo_collection ;;
     both_3k_equal) train both_3k_equal bundled_photos+photo_collection --mix equal ;;
     both_3k_nonlocal) train both_3k_nonlocal bundled_photos+photo_collection --attention nonlocal ;;
+    both_3k_bf16) train both_3k_bf16 bundled_photos+photo_collection --precision mixed_bfloat16 ;;
     *) echo "unknown run: $run" >&2; exit 2 ;;
   esac
 done
@@ -45,6 +48,7 @@ done
 [ "$TABLE" = 1 ] || exit 0
 plain=(--model bundled_3k=$OUT/bundled_3k/model.keras --model collection_3k=$OUT/collection_3k/model.keras
   --model both_3k=$OUT/both_3k/model.keras --model both_3k_equal=$OUT/both_3k_equal/model.keras
+  --model both_3k_bf16=$OUT/both_3k_bf16/model.keras
   --model both_30k=saved_models/sr_x2/model.keras)
 common=(--scale 2 --dataset bundled_photos --dataset photo_collection --no-speed)
 {

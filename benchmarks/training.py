@@ -1,4 +1,5 @@
-"""Training benchmark: train-step throughput with XLA off/on x float32/mixed_float16, and the
+"""Training benchmark: train-step throughput with XLA off/on x float32 / mixed_bfloat16 /
+mixed_float16, and the
 input pipeline against the train step, for each model family.
 
 Answers issue #7 items 4 and 5. Every family is set up as its training recipe sets it up (same
@@ -13,10 +14,11 @@ preset, batch, loss, metrics, optimizer, schedule and pipeline; `keras_attn.trai
   `clipnorm=1` (`aligner_recipe`), batch 8; unit: image pairs.
 
 Item 4, throughput. For each family and each of the four settings `jit_compile=False` / `True`
-(passed explicitly: "auto" means no XLA on a CPU) x `float32` / `mixed_float16` (set with
+(passed explicitly: "auto" means no XLA on a CPU) x `float32` / `mixed_bfloat16` /
+`mixed_float16` (set with
 `keras.config.set_dtype_policy` before the model is built and restored afterwards;
 `keras.backend.clear_session()` before every case; Keras wraps the optimizer in a
-`LossScaleOptimizer` under the mixed policy) the model is compiled and trained with
+`LossScaleOptimizer` under mixed_float16) the model is compiled and trained with
 `model.train_on_batch` on one fixed batch taken from the real training pipeline, so the input
 pipeline is not timed. The first step is timed alone ("first step": tracing, plus XLA compilation
 when on); `--warmup` steps in all (the first included) run untimed, then `--steps` timed steps.
@@ -84,7 +86,7 @@ from keras_attn.training.metrics import (  # noqa: E402
 )
 
 FAMILIES = ("sr", "classifier", "aligner")
-PRECISIONS = ("float32", "mixed_float16")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 JIT = (False, True)
 PIPELINE_BOTTLENECK_FRACTION = 0.5
 
@@ -550,7 +552,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--precisions",
         default=",".join(defaults.precisions),
-        help="comma-separated dtype policies: float32, mixed_float16",
+        help="comma-separated dtype policies: float32, mixed_bfloat16, mixed_float16",
     )
     parser.add_argument(
         "--xla", default="off,on", help="comma-separated jit_compile settings: off, on"

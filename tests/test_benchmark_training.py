@@ -65,7 +65,7 @@ def test_quick_classifier_run_writes_the_table_and_every_number(
     classifier = results["families"]["classifier"]
     assert classifier["preset"] == "classifier_digits" and classifier["batch_size"] == 64
     assert classifier["params"] == 81_254  # the shipped SE classifier_digits
-    assert list(classifier["cases"]) == ["float32", "mixed_float16"]
+    assert list(classifier["cases"]) == ["float32", "mixed_bfloat16", "mixed_float16"]
     for case in classifier["cases"].values():
         assert case["error"] is None and case["jit_compile_used"] is False
         assert len(case["step_seconds"]) == 1 and case["first_step_s"] > 0
@@ -86,8 +86,9 @@ def test_quick_classifier_run_writes_the_table_and_every_number(
     assert throughput.startswith("| classifier | classifier_digits | 64 | ")
     assert f"| {classifier['default']} (next: " in throughput
     details = [line for line in lines if line.startswith("| classifier | float32 |")]
+    details += [line for line in lines if line.startswith("| classifier | mixed_bfloat16 |")]
     details += [line for line in lines if line.startswith("| classifier | mixed_float16 |")]
-    assert len(details) == 2 and all("| no |" in line for line in details)
+    assert len(details) == 3 and all("| no |" in line for line in details)
     ratio_row = next(line for line in lines if line.startswith("| classifier | 0."))
     verdict = "could be" if pipeline["could_bottleneck"] else "no"
     assert ratio_row.endswith(f"| {pipeline['ratio_to_step']:.2f} | {verdict} |")

@@ -32,9 +32,9 @@ def test_parsed_defaults_are_the_dataclass_defaults(family):
 def test_types_booleans_optionals_and_choices():
     parser = _parser(TRAINERS["aligner"][0])
     args = parser.parse_args(
-        ["--output", "o", "--no-jit", "--mixed-precision", "--steps-per-epoch", "5"]
+        ["--output", "o", "--no-jit", "--precision", "mixed_bfloat16", "--steps-per-epoch", "5"]
     )
-    assert args.jit is False and args.mixed_precision is True and args.steps_per_epoch == 5
+    assert args.jit is False and args.precision == "mixed_bfloat16" and args.steps_per_epoch == 5
     assert parser.parse_args(["--output", "o"]).jit is True  # the aligner's own default
     assert parser.parse_args(["--output", "o", "--verbose", "2"]).verbose == 2
     assert parser.parse_args(["--output", "o"]).verbose == "auto"

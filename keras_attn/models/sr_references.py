@@ -143,11 +143,14 @@ def _check_arguments(scale, channels) -> None:
 
 
 def _finish(image, x, scale: int, skip: bool, name: str) -> keras.Model:
-    """Adds the optional bilinear skip, clips to `[0, 1]` and wraps the graph in a model."""
+    """Adds the optional bilinear skip, clips to `[0, 1]` and wraps the graph in a model; the
+    skip and the clip compute in float32 under a mixed precision policy (as `super_resolution`)."""
     if skip:
-        upsampled = BilinearUpsampling2D(scale, name=f"{name}_skip_upsample")(image)
-        x = keras.layers.Add(name=f"{name}_skip_add")([x, upsampled])
-    x = keras.layers.ReLU(max_value=1.0, name=f"{name}_clip")(x)
+        upsampled = BilinearUpsampling2D(scale, name=f"{name}_skip_upsample", dtype="float32")(
+            image
+        )
+        x = keras.layers.Add(name=f"{name}_skip_add", dtype="float32")([x, upsampled])
+    x = keras.layers.ReLU(max_value=1.0, name=f"{name}_clip", dtype="float32")(x)
     return keras.Model(image, x, name=name)
 
 

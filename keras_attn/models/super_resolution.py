@@ -125,10 +125,15 @@ def super_resolution(
         name=f"{name}_upsample_conv",
     )(x)
     x = PixelShuffle(scale, name=f"{name}_pixel_shuffle")(x)
+    # Under a mixed precision policy the residual stays in the compute dtype (small values, so
+    # fine steps), while the image-space skip and the output are float32: a bfloat16 output
+    # would be rounded to steps of 1/256 near white, as coarse as the errors training reduces.
     if image_skip:
-        upsampled = BilinearUpsampling2D(scale, name=f"{name}_image_upsample")(image)
-        x = keras.layers.Add(name=f"{name}_image_skip")([upsampled, x])
-    upscaled = keras.layers.ReLU(max_value=1.0, name=f"{name}_clip")(x)
+        upsampled = BilinearUpsampling2D(scale, name=f"{name}_image_upsample", dtype="float32")(
+            image
+        )
+        x = keras.layers.Add(name=f"{name}_image_skip", dtype="float32")([upsampled, x])
+    upscaled = keras.layers.ReLU(max_value=1.0, name=f"{name}_clip", dtype="float32")(x)
     return keras.Model(image, upscaled, name=name)
 
 

@@ -1,5 +1,6 @@
-"""Starting one model from another's weights: `transfer_weights` (layers by name and shape) and
-`transfer_aligner_weights` (aligners whose refinement levels differ).
+"""Starting one model from another's weights: `transfer_weights` (layers by name and shape),
+`transfer_aligner_weights` (aligners whose refinement levels differ) and `float32_model` (a
+model trained under a mixed precision policy, computing in float32).
 
 Layer names in this package carry their model's name as a prefix (`sr_fast_x2_group1_block1_conv1`),
 so layers are matched by the name without it (`group1_block1_conv1`): an x3 SR model starts from
@@ -13,7 +14,7 @@ from collections.abc import Callable
 
 import keras
 
-__all__ = ["transfer_aligner_weights", "transfer_weights"]
+__all__ = ["float32_model", "transfer_aligner_weights", "transfer_weights"]
 
 
 def _local_name(model: keras.Model, layer_name: str) -> str:
@@ -95,3 +96,27 @@ def transfer_aligner_weights(source: keras.Model, target: keras.Model) -> list[s
         return f"iter{mapping[int(index)]}_{tail}" if int(index) in mapping else None
 
     return transfer_weights(source, target, rename=rename)
+
+
+def float32_model(model: keras.Model) -> keras.Model:
+    """`model` with every layer computing in float32: the model itself when it already does,
+    else a copy (the same architecture, names and weights) of a model built under a mixed
+    policy (`mixed_bfloat16`, `mixed_float16`), whose weights are float32 already. Layers that
+    chose their own dtype (a float32 softmax, an int input) keep it. Training under a mixed
+    policy saves and evaluates this copy, so `model.keras` computes as a float32 run's would."""
+
+    def is_mixed(layer) -> bool:
+        return layer.dtype_policy.name.startswith("mixed_")
+
+    if not any(is_mixed(layer) for layer in model._flatten_layers(include_self=False)):
+        return model
+
+    def clone(layer):
+        config = layer.get_config()
+        if is_mixed(layer):
+            config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy

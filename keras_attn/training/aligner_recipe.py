@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from keras_attn import data, models
 from keras_attn.models.aligner_tasks import has_dense_flow
-from keras_attn.models.weights import transfer_aligner_weights
+from keras_attn.models.weights import float32_model, transfer_aligner_weights
 from keras_attn.training import distribute
 from keras_attn.training import fit as training
 from keras_attn.training.evaluation import map_corners
@@ -181,6 +181,7 @@ def _train(recipe: AlignerRecipe, strategy, model, output: pathlib.Path) -> dict
     with strategy.scope():
         exportable = models.build_model(recipe.model)
     exportable.set_weights(models.aligner_inference_model(model).get_weights())
+    exportable = float32_model(exportable)  # computing in float32 after a mixed precision run
     if chief:
         training.save_model_atomic(exportable, output / "model.keras")
 
@@ -206,7 +207,7 @@ def _train(recipe: AlignerRecipe, strategy, model, output: pathlib.Path) -> dict
         "init_from": recipe.init_from,
         "flow_loss": recipe.flow_loss if dense else None,
         "train_homography": recipe.train_homography if dense else None,
-        "mixed_precision": recipe.mixed_precision,
+        "precision": recipe.precision,
         "val_pairs": int(errors.size),
         "val_mace_px": float(errors.mean()),
         "val_median_corner_error_px": float(np.median(errors)),

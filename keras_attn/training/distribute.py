@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_attn.models.weights import float32_model
 from keras_attn.training import run_folder
 
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
@@ -416,6 +417,6 @@ def custom_fit(
         history.on_epoch_end(epoch, logs)
 
     target = _writable(output_dir / "model.keras", chief)
-    run_folder.save_model_atomic(model, target)
+    run_folder.save_model_atomic(float32_model(model), target)
     _discard(target, chief)
     return history

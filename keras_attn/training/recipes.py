@@ -24,6 +24,7 @@ from keras_attn import data
 from keras_attn.data import classification
 from keras_attn.layers.registry import get_attention
 from keras_attn.models import registry
+from keras_attn.models.weights import float32_model
 from keras_attn.training import aligner_recipe, distribute
 from keras_attn.training import fit as training
 from keras_attn.training.losses import get_loss
@@ -221,7 +222,8 @@ def train_super_resolution(recipe: SuperResolutionRecipe, *, command: str = "") 
             strategy=strategy,
         )
 
-        # Evaluate (on this process alone: the same numbers on every worker)
+        # Evaluate model.keras's model (float32) on this process alone: the same on every worker
+        model = float32_model(model)
         results = distribute.evaluate(
             model,
             val_data,
@@ -239,7 +241,7 @@ def train_super_resolution(recipe: SuperResolutionRecipe, *, command: str = "") 
             "steps": config.total_steps,
             "batch_size": recipe.batch_size,
             "patch_size": recipe.patch_size,
-            "mixed_precision": recipe.mixed_precision,
+            "precision": recipe.precision,
             "val_psnr_y": results["psnr_y"],
             "val_ssim_y": results["ssim_y"],
             "bicubic_psnr_y": baseline,
@@ -345,7 +347,8 @@ def train_classifier(recipe: ClassifierRecipe, *, command: str = "") -> dict:
             strategy=strategy,
         )
 
-        # Evaluate (on this process alone: the same numbers on every worker)
+        # Evaluate model.keras's model (float32) on this process alone: the same on every worker
+        model = float32_model(model)
         results = distribute.evaluate(model, test_data, loss, [accuracy])
         test_size = sum(int(tf.shape(labels)[0]) for _, labels in test_data)
         return {
@@ -367,7 +370,7 @@ def train_classifier(recipe: ClassifierRecipe, *, command: str = "") -> dict:
                 for k, v in recipe.architecture_overrides().items()
             },
             "weight_decay": recipe.weight_decay,
-            "mixed_precision": recipe.mixed_precision,
+            "precision": recipe.precision,
             "test_examples": test_size,
             "test_accuracy": results["accuracy"],
             "test_errors": round((1.0 - results["accuracy"]) * test_size),

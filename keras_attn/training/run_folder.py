@@ -27,6 +27,7 @@ import time
 import keras
 
 from keras_attn._io import atomic_path
+from keras_attn.models.weights import float32_model
 
 WEIGHTS = "latest.weights.h5"
 METADATA = "training_metadata.json"
@@ -171,7 +172,8 @@ def fit_resumable(
 ) -> keras.callbacks.History:
     """`model.fit` for `config.epochs` x `config.steps_per_epoch` steps (`config`: a
     `TrainConfig`), resumed from the backup in `output_dir`, with `RunBackup` and `history.csv`;
-    writes `output_dir/model.keras` at the end. Keras alone: any backend.
+    writes `output_dir/model.keras` at the end (computing in float32 after a mixed precision
+    run: `keras_attn.models.weights.float32_model`). Keras alone: any backend.
 
     Args:
         model: a compiled model (its optimizer built from `config`).
@@ -217,5 +219,5 @@ def fit_resumable(
             for key, values in history.history.items():
                 rest.history[key] = values + rest.history.get(key, [])
         history = rest
-    save_model_atomic(model, output_dir / "model.keras")
+    save_model_atomic(float32_model(model), output_dir / "model.keras")
     return history

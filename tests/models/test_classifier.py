@@ -238,7 +238,7 @@ def test_example_script_trains_writes_metrics_and_resumes(digits_dir, tmp_path, 
     argv = [
         *("--data-dir", digits_dir, "--epochs", "1", "--steps-per-epoch", "2"),
         *("--batch-size", "16", "--image-size", "16", "--verbose", "0"),
-        *("--mixed-precision", "--output", output),
+        *("--precision", "mixed_float16", "--output", output),
     ]
     assert example.main(argv) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -246,7 +246,7 @@ def test_example_script_trains_writes_metrics_and_resumes(digits_dir, tmp_path, 
     assert metrics["test_examples"] == 359 and metrics["steps"] == 2
     assert metrics["params"] == PRESET_PARAMS["classifier_digits"]  # size-independent
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and np.isfinite(metrics["test_loss"])
-    assert metrics["epochs_run_this_call"] == 1 and metrics["mixed_precision"]
+    assert metrics["epochs_run_this_call"] == 1 and metrics["precision"] == "mixed_float16"
     assert metrics["command"].endswith("--output " + output)
     assert (tmp_path / "run" / "model.keras").exists()
     assert keras.config.dtype_policy().name == "float32"  # restored after the run

@@ -7,7 +7,7 @@ import pytest
 from keras_attn import data, models
 from keras_attn.models.aligner import aligner
 from keras_attn.models.super_resolution import super_resolution
-from keras_attn.models.weights import transfer_aligner_weights, transfer_weights
+from keras_attn.models.weights import float32_model, transfer_aligner_weights, transfer_weights
 
 CONFIDENCE_AND_MATCH = ("match", "confidence_hidden", "confidence_gate")
 
@@ -89,3 +89,50 @@ def test_transfer_aligner_weights_refuses_a_model_that_is_not_an_aligner():
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="built by keras_attn.models.aligner"):
         transfer_aligner_weights(other, target)
+
+
+@pytest.fixture
+def policy():
+    """Sets a global dtype policy for the test; float32 again afterwards."""
+    yield keras.config.set_dtype_policy
+    keras.config.set_dtype_policy("float32")
+
+
+@pytest.mark.parametrize("preset", ["sr_tiny_x2", "espcn_skip_x2", "attention_cnn_tiny"])
+def test_float32_model_copies_a_mixed_model_to_float32_with_its_weights(policy, preset):
+    policy("mixed_bfloat16")
+    mixed = models.build_model(preset)
+    policy("float32")
+    rng = np.random.default_rng(0)
+    for weight in mixed.trainable_weights:  # off their initial values (a zero last conv)
+        weight.assign(weight + rng.normal(0, 0.1, weight.shape).astype("float32"))
+    copy = float32_model(mixed)
+    assert copy is not mixed and copy.name == mixed.name
+    assert [layer.name for layer in copy.layers] == [layer.name for layer in mixed.layers]
+    assert {layer.dtype_policy.name for layer in copy.layers} == {"float32"}
+    for ours, theirs in zip(copy.weights, mixed.weights, strict=True):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    x = rng.random((2, *(size or 16 for size in mixed.inputs[0].shape[1:])), dtype="float32")
+    reference = models.build_model(preset)  # the same preset built in float32
+    reference.set_weights(mixed.get_weights())
+    np.testing.assert_allclose(copy(x), reference(x), atol=1e-6)
+    # the mixed model's own output differs: it computes in bfloat16
+    assert np.abs(np.asarray(mixed(x), "float32") - np.asarray(reference(x))).max() > 1e-4
+
+
+def test_float32_model_returns_a_float32_model_itself():
+    model = models.build_model("sr_tiny_x2")
+    assert float32_model(model) is model
+
+
+def test_sr_head_is_float32_under_a_mixed_policy(policy):
+    """The image skip and the clip compute in float32, so the output is not rounded to
+    bfloat16's 1/256 steps near white (the residual before them may be bfloat16)."""
+    policy("mixed_bfloat16")
+    for preset in ["sr_tiny_x2", "espcn_skip_x2", "edsr_small_skip_x2"]:
+        model = models.build_model(preset)
+        assert model.outputs[0].dtype == "float32"
+        ends = ("_image_skip", "_skip_add")
+        skip = [layer for layer in model.layers if layer.name.endswith(ends)]
+        assert len(skip) == 1 and skip[0].dtype_policy.name == "float32"
+        assert model.layers[2].dtype_policy.name == "mixed_bfloat16"  # the trunk is mixed

@@ -66,7 +66,7 @@ def test_train_config_carries_the_recipe_schedule():
 
 
 def test_run_recipe_seeds_applies_the_policy_and_writes_metrics(tmp_path, capsys):
-    recipe = Recipe(output=str(tmp_path / "run"), seed=3, mixed_precision=True, batch_size=4)
+    recipe = Recipe(output=str(tmp_path / "run"), seed=3, precision="mixed_bfloat16", batch_size=4)
     seen = {}
 
     def body(output, strategy):
@@ -79,7 +79,7 @@ def test_run_recipe_seeds_applies_the_policy_and_writes_metrics(tmp_path, capsys
     np.random.seed(3)
     assert seen["draw"] == np.random.random()  # seeded with the recipe's seed first
     assert seen["output"] == tmp_path / "run" and seen["output"].is_dir()
-    assert seen["policy"] == "mixed_float16"
+    assert seen["policy"] == "mixed_bfloat16"
     assert keras.config.dtype_policy().name == "float32"  # restored afterwards
     assert list(summary)[:3] == ["model", "command", "score"]
     assert summary["command"] == "keras-attn train toy --seed 3" and summary["score"] == 0.5
@@ -91,7 +91,7 @@ def test_run_recipe_seeds_applies_the_policy_and_writes_metrics(tmp_path, capsys
 
 
 def test_run_recipe_restores_the_policy_and_writes_nothing_when_the_body_fails(tmp_path):
-    recipe = Recipe(output=str(tmp_path), mixed_precision=True)
+    recipe = Recipe(output=str(tmp_path), precision="mixed_float16")
 
     def body(output, strategy):
         assert keras.config.dtype_policy().name == "mixed_float16"
