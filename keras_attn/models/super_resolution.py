@@ -175,6 +175,7 @@ _sr_preset("sr_fast", channels=32, num_groups=2, blocks_per_group=3)
 _sr_preset("sr_base", channels=48, num_groups=3, blocks_per_group=5, attention="self")
 # the quality model beside sr_fast: wider and deeper, and no attention stage, which on 96-pixel
 # training crops made a step markedly slower (non-local) or several times slower (blockwise self)
+# Trained like sr_x2 (30,000 steps, bfloat16) it did not beat sr_fast held out: docs/benchmarks.md
 _sr_preset("sr_hq", channels=48, num_groups=3, blocks_per_group=4)
 
 
