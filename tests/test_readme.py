@@ -20,7 +20,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
-MAX_README_LINES = 238
+MAX_README_LINES = 244  # 238 + the Fashion-MNIST variants table and figure (#17)
 ZOO_START, ZOO_END = "<!-- zoo:start -->", "<!-- zoo:end -->"
 NOT_RUN = re.compile(r"<!--\s*not-run:\s*(.*?)\s*-->")
 SNIPPET_TIMEOUT_S = 600
