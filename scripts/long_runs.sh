@@ -82,6 +82,23 @@ flow_head() {  # flow_head NAME START: the aligner_flow recipe (below) on the fr
     --learning-rate 2e-3 --val-pairs-per-image 1 --checkpoint-minutes 10
 }
 
+sr_x2_finetune() {  # sr_x2_finetune NAME [ARGS...]: 10,000 steps from the shipped sr_x2 at a
+  # tenth of its peak learning rate, other crops (seed 1); ARGS change the architecture
+  local name=$1; shift
+  run "$name" "$BIN/keras-attn" train sr --model sr_fast --scale 2 "$@" \
+    --init-from saved_models/sr_x2/model.keras \
+    --dataset bundled_photos+photo_collection --epochs 10 --steps-per-epoch 1000 \
+    --learning-rate 1e-4 --warmup-steps 100 --seed 1 --checkpoint-minutes 10
+}
+
+fashion_500k() {  # fashion_500k NAME EPOCHS: classifier_fashion's recipe at 498 K parameters
+  run "$1" "$BIN/keras-attn" train classifier --model classifier_fashion \
+    --widths 32,64,96 --dataset fashion_mnist --image-size 28 --epochs "$2" --batch-size 128 \
+    --learning-rate 2e-3 --warmup-steps 500 --weight-decay 0.05 --label-smoothing 0.1 \
+    --random-erasing 0.5 --val-split 'train[:5000]' --precision mixed_bfloat16 \
+    --checkpoint-minutes 10
+}
+
 case "${1:?which run: sr_x2, sr_x2_bundled, sr_x2_equal, sr_x2_hq, sr_x2_hq_fp32, sr_x2_ft, sr_x2_nonlocal_ft, sr_x3, sr_x4, sr_x3_30k, sr_x4_30k, sr_refs, classifier_fashion, classifier_fashion_500k, classifier_fashion_500k_60, aligner_flow, aligner_homography, aligner_homography_long, aligner_flow_v2, aligner_homography_30k or aligner_flow_30k}" in
   sr_x2)
     run sr_x2_collection "$BIN/keras-attn" train sr --model sr_fast --scale 2 \
@@ -122,10 +139,7 @@ case "${1:?which run: sr_x2, sr_x2_bundled, sr_x2_equal, sr_x2_hq, sr_x2_hq_fp32
     # flattened by step 30,000 (46.8 dB). 10,000 more steps from the shipped weights with a
     # tenth of the peak learning rate and other crops (seed 1); ship only if it beats sr_x2 on
     # both held-out sets. Run once: 34.27 / 44.88 dB (shipped 34.26 / 44.89): not shipped.
-    run sr_x2_ft "$BIN/keras-attn" train sr --model sr_fast --scale 2 \
-      --init-from saved_models/sr_x2/model.keras \
-      --dataset bundled_photos+photo_collection --epochs 10 --steps-per-epoch 1000 \
-      --learning-rate 1e-4 --warmup-steps 100 --seed 1 --checkpoint-minutes 10
+    sr_x2_finetune sr_x2_ft
     ;;
   sr_x2_nonlocal_ft)
     # sr_x2_ft with a NonLocal2D stage after the residual groups (+2,128 parameters; its output
@@ -135,10 +149,7 @@ case "${1:?which run: sr_x2, sr_x2_bundled, sr_x2_equal, sr_x2_hq, sr_x2_hq_fp32
     # Evaluate in tiles (the stage attends over every pixel of its input): python
     # benchmarks/super_resolution.py --scale 2 --dataset bundled_photos --dataset
     # photo_collection --no-speed --tile 128 --model NAME=runs/sr_x2_nonlocal_ft/model.keras
-    run sr_x2_nonlocal_ft "$BIN/keras-attn" train sr --model sr_fast --scale 2 \
-      --attention nonlocal --init-from saved_models/sr_x2/model.keras \
-      --dataset bundled_photos+photo_collection --epochs 10 --steps-per-epoch 1000 \
-      --learning-rate 1e-4 --warmup-steps 100 --seed 1 --checkpoint-minutes 10
+    sr_x2_finetune sr_x2_nonlocal_ft --attention nonlocal
     ;;
   sr_x3|sr_x4)
     scale=${1#sr_x}
@@ -180,20 +191,12 @@ case "${1:?which run: sr_x2, sr_x2_bundled, sr_x2_equal, sr_x2_hq, sr_x2_hq_fp32
     # last stage 96 wide instead of 128 (498,122 parameters, 87 % of the MACs), 40 epochs
     # instead of 30, in bfloat16 (about 1.9x faster a step here; model.keras computes in float32).
     # Run once (three sessions): 94.89 % on the test split, under the shipped 94.98 %: not shipped.
-    run classifier_fashion_500k "$BIN/keras-attn" train classifier --model classifier_fashion \
-      --widths 32,64,96 --dataset fashion_mnist --image-size 28 --epochs 40 --batch-size 128 \
-      --learning-rate 2e-3 --warmup-steps 500 --weight-decay 0.05 --label-smoothing 0.1 \
-      --random-erasing 0.5 --val-split 'train[:5000]' --precision mixed_bfloat16 \
-      --checkpoint-minutes 10
+    fashion_500k classifier_fashion_500k 40
     ;;
   classifier_fashion_500k_60)
     # classifier_fashion_500k 1.5x longer (60 epochs; its 40 ended at 94.89 %, 0.11 points
     # short, with training accuracy 95.8 % under augmentation: not over-fit). About 2.5 h here.
-    run classifier_fashion_500k_60 "$BIN/keras-attn" train classifier --model classifier_fashion \
-      --widths 32,64,96 --dataset fashion_mnist --image-size 28 --epochs 60 --batch-size 128 \
-      --learning-rate 2e-3 --warmup-steps 500 --weight-decay 0.05 --label-smoothing 0.1 \
-      --random-erasing 0.5 --val-split 'train[:5000]' --precision mixed_bfloat16 \
-      --checkpoint-minutes 10
+    fashion_500k classifier_fashion_500k_60 60
     ;;
   aligner_flow)
     # Only the flow head trains (the homography stage is the first aligner_homography's, frozen), on
