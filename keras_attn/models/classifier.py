@@ -298,11 +298,11 @@ PRESETS = {
         },
     ),
     "classifier_fashion": (
-        "SE ResNet, 3 stages (32, 64, 128) x 2 blocks, dropout 0.2, for 28x28 grayscale "
+        "SE ResNet, 3 stages (32, 64, 96) x 2 blocks, dropout 0.2, for 28x28 grayscale "
         "Fashion-MNIST (the shipped fashion_mnist model)",
         {
             "attention": "se",
-            "widths": (32, 64, 128),
+            "widths": (32, 64, 96),
             "depths": (2, 2, 2),
             "dropout": 0.2,
             "input_shape": (28, 28, 1),

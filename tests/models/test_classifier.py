@@ -24,7 +24,7 @@ PRESET_PARAMS = {
     "botnet": 219_610,
     "cbam_resnet": 279_343,
     "classifier_digits": 81_254,
-    "classifier_fashion": 720_346,
+    "classifier_fashion": 498_122,
     "plain_resnet": 274_042,
     "se_resnet": 282_526,
 }
