@@ -83,11 +83,12 @@ flow_head() {  # flow_head NAME START: the aligner_flow recipe (below) on the fr
     --learning-rate 2e-3 --val-pairs-per-image 1 --checkpoint-minutes 10
 }
 
-sr_x2_finetune() {  # sr_x2_finetune NAME [ARGS...]: 10,000 steps from the shipped sr_x2 at a
-  # fifth of its peak learning rate (5e-4), other crops (seed 1); ARGS change the architecture
-  local name=$1; shift
-  run "$name" "$BIN/keras-attn" train sr --model sr_fast --scale 2 "$@" \
-    --init-from saved_models/sr_x2/model.keras \
+sr_x2_finetune() {  # sr_x2_finetune NAME MODEL INIT [ARGS...]: 10,000 x2 steps of MODEL from the
+  # weights in INIT at a fifth of sr_x2's peak learning rate (5e-4), other crops (seed 1); ARGS
+  # change the architecture
+  local name=$1 model=$2 init=$3; shift 3
+  run "$name" "$BIN/keras-attn" train sr --model "$model" --scale 2 "$@" \
+    --init-from "$init" \
     --dataset bundled_photos+photo_collection --epochs 10 --steps-per-epoch 1000 \
     --learning-rate 1e-4 --warmup-steps 100 --seed 1 --checkpoint-minutes 10
 }
@@ -142,17 +143,14 @@ case "${1:?which run: sr_x2, sr_x2_bundled, sr_x2_equal, sr_x2_hq, sr_x2_hq_fp32
     # whether the 4x model gains from float32 and more steps. About 100 min alone. Needs
     # runs/sr_x2_hq/model.keras (the sr_x2_hq run) until its first epoch is done. Ship as
     # sr_x2_hq only if it beats sr_x2 on both held-out sets.
-    run sr_x2_hq_ft "$BIN/keras-attn" train sr --model sr_hq --scale 2 \
-      --init-from runs/sr_x2_hq/model.keras \
-      --dataset bundled_photos+photo_collection --epochs 10 --steps-per-epoch 1000 \
-      --learning-rate 1e-4 --warmup-steps 100 --seed 1 --checkpoint-minutes 10
+    sr_x2_finetune sr_x2_hq_ft sr_hq runs/sr_x2_hq/model.keras
     ;;
   sr_x2_ft)
     # sr_x2 is 0.07 dB short of +2.6 dB on the bundled held-out photos; its validation tiles had
     # flattened by step 30,000 (46.8 dB). 10,000 more steps from the shipped weights with a
     # fifth of the peak learning rate and other crops (seed 1); ship only if it beats sr_x2 on
     # both held-out sets. Run once: 34.27 / 44.88 dB (shipped 34.26 / 44.89): not shipped.
-    sr_x2_finetune sr_x2_ft
+    sr_x2_finetune sr_x2_ft sr_fast saved_models/sr_x2/model.keras
     ;;
   sr_x2_nonlocal_ft)
     # sr_x2_ft with a NonLocal2D stage after the residual groups (+2,128 parameters; its output
@@ -162,7 +160,7 @@ case "${1:?which run: sr_x2, sr_x2_bundled, sr_x2_equal, sr_x2_hq, sr_x2_hq_fp32
     # Evaluate in tiles (the stage attends over every pixel of its input): python
     # benchmarks/super_resolution.py --scale 2 --dataset bundled_photos --dataset
     # photo_collection --no-speed --tile 128 --model NAME=runs/sr_x2_nonlocal_ft/model.keras
-    sr_x2_finetune sr_x2_nonlocal_ft --attention nonlocal
+    sr_x2_finetune sr_x2_nonlocal_ft sr_fast saved_models/sr_x2/model.keras --attention nonlocal
     ;;
   sr_x3|sr_x4)
     scale=${1#sr_x}
