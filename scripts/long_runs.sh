@@ -21,6 +21,7 @@
 #                                        # learning rate (1e-4), same data, float32. Run once:
 #                                        # 34.27 / 44.88 dB held out, no change: not shipped
 #   bash scripts/long_runs.sh sr_x2_mse_ft  # sr_x2_ft with the mean squared error as the loss
+#                                        # (run once: 34.24 / 44.74 dB, worse: not shipped)
 #   bash scripts/long_runs.sh sr_x2_nonlocal_ft  # sr_x2_ft with a NonLocal2D stage added (run
 #                                        # once: 34.27 / 44.88 dB, as sr_x2_ft: adds nothing)
 #   bash scripts/long_runs.sh sr_x3      # x3 from the sr_x2 run (upsampler new), 10,000 steps
@@ -171,7 +172,8 @@ case "${1:?which run: sr_x2, sr_x2_bundled, sr_x2_equal, sr_x2_hq, sr_x2_hq_fp32
     # sr_x2_ft, 34.27 / 44.88 dB held out, is the control). PSNR is a mean squared error, and
     # where the low-resolution image leaves the detail open (coffee's aliased table stripes)
     # the squared error's optimum is the mean of what fits, Charbonnier's nearer a median.
-    # About 31 min alone. Ship as sr_x2 only if it beats it on both held-out sets.
+    # About 30 min alone. Ship as sr_x2 only if it beats it on both held-out sets. Run once
+    # (1,759 s): 34.24 / 44.74 dB held out, coffee 32.95 (sr_x2 33.06): worse, not shipped.
     sr_x2_finetune sr_x2_mse_ft sr_fast saved_models/sr_x2/model.keras --loss mse
     ;;
   sr_x3|sr_x4)
