@@ -2,7 +2,8 @@
 
 tfds.load -> image (uint8) -> cache -> (training) shuffle + repeat + random crop + flips/rot90
 -> LR = bicubic downscale with antialiasing (MATLAB `imresize` after the standard border crop)
--> batch -> prefetch. Validation tiles every image into non-overlapping crops, deterministically.
+-> (training, optionally) drop most flat crops -> batch -> prefetch. Validation tiles every
+image into non-overlapping crops, deterministically.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from keras_attn.utils.errors import one_line
 AUTOTUNE = tf.data.AUTOTUNE
 SCALES = (2, 3, 4)
 MIXES = ("pixels", "equal")  # how training mixes datasets joined by "+"
+FLAT_KEEP = 0.1  # with min_detail: the share of flat crops kept (so flat data still trains)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,8 +33,18 @@ class SuperResolutionConfig:
     shuffle_buffer: int = 512
     seed: int = 0
     mix: str = "pixels"
+    min_detail: float = 0.0
 
     def __post_init__(self):
+        if (
+            isinstance(self.min_detail, bool)
+            or not isinstance(self.min_detail, (int, float))
+            or not 0.0 <= self.min_detail < 255.0
+        ):
+            raise ValueError(
+                f"min_detail must be a number of 8-bit levels in [0, 255). Received: "
+                f"min_detail={self.min_detail!r}"
+            )
         if self.mix not in MIXES:
             raise ValueError(f"mix must be one of {list(MIXES)}. Received: mix={self.mix!r}")
         if self.scale not in SCALES:
@@ -62,6 +74,17 @@ def bicubic_downscale(hr: tf.Tensor, scale: int) -> tf.Tensor:
     size = tf.stack([shape[-3] // scale, shape[-2] // scale])
     lr = tf.image.resize(hr, size, method="bicubic", antialias=True)
     return tf.clip_by_value(lr, 0.0, 1.0)
+
+
+def crop_detail(lr: tf.Tensor, hr: tf.Tensor) -> tf.Tensor:
+    """What an SR model has to restore in a crop: the RMS of HR minus the bicubic upscale of its
+    LR, in 8-bit levels (0: flat; the bundled validation tiles' median at x2 is about 8).
+
+    `(H, W, C)` pairs give a scalar, `(B, H, W, C)` batches one value per crop.
+    """
+    size = tf.shape(hr)[-3:-1]
+    up = tf.clip_by_value(tf.image.resize(lr, size, method="bicubic"), 0.0, 1.0)
+    return 255.0 * tf.sqrt(tf.reduce_mean(tf.square(hr - up), axis=[-3, -2, -1]))
 
 
 def _image_key(info: tfds.core.DatasetInfo) -> str:
@@ -166,6 +189,7 @@ def super_resolution_dataset(
     data_dir: str | None = None,
     seed: int = 0,
     mix: str = "pixels",
+    min_detail: float = 0.0,
 ) -> tf.data.Dataset:
     """Batches of `(lr, hr)` float32 pairs in [0, 1] for training or validating SR models.
 
@@ -187,11 +211,17 @@ def super_resolution_dataset(
             to their pixels (large photos are tiles of at most 512 pixels a side, and each
             tile or smaller photo is drawn equally often), `"equal"` from each dataset equally
             often, so a small dataset is not drowned by a large one. Validation ignores it.
+        min_detail: training drops crops whose `crop_detail` (what the model has to restore,
+            RMS in 8-bit levels) is under this, except a seeded tenth (`FLAT_KEEP`) of them, so
+            sky, walls and blurred backgrounds no longer fill most batches while a flat
+            dataset still trains. 0 (default): every crop. Validation ignores it.
 
     Returns:
         A `tf.data.Dataset` of `(lr, hr)`: `(B, p/s, p/s, 3)` and `(B, p, p, 3)`.
     """
-    config = SuperResolutionConfig(scale, patch_size, batch_size, training, seed=seed, mix=mix)
+    config = SuperResolutionConfig(
+        scale, patch_size, batch_size, training, seed=seed, mix=mix, min_detail=min_detail
+    )
 
     def cached(images):
         # Decoded once, cached as uint8 (a 512-pixel tile is 0.8 MB); every crop is cut from
@@ -238,4 +268,17 @@ def super_resolution_dataset(
     pairs = patches.map(
         lambda hr: (bicubic_downscale(hr, config.scale), hr), num_parallel_calls=AUTOTUNE
     )
+    if training and config.min_detail > 0:
+        keep_draws = tf.data.Dataset.random(seed=config.seed + 1).map(
+            lambda value: tf.cast(value % 1000, tf.float32) < 1000 * FLAT_KEEP
+        )
+
+        def detailed(pair, keep_flat):
+            return tf.logical_or(crop_detail(*pair) >= config.min_detail, keep_flat)
+
+        pairs = (
+            tf.data.Dataset.zip((pairs, keep_draws))
+            .filter(detailed)
+            .map(lambda pair, keep_flat: pair, num_parallel_calls=AUTOTUNE)
+        )
     return pairs.batch(config.batch_size, drop_remainder=training).prefetch(AUTOTUNE)

@@ -63,6 +63,11 @@ class SuperResolutionRecipe(Recipe):
         help="how training draws crops from datasets joined by +: pixels (in proportion to "
         "their pixels) or equal (each dataset equally often)",
     )
+    min_detail: float = setting(
+        0.0,
+        help="drop training crops with less than this much to restore (RMS of HR minus the "
+        "bicubic upscale of its LR, in 8-bit levels), except one in ten; 0: every crop",
+    )
     attention: str | None = setting(
         None,
         help="replace the preset's attention stage after the residual groups: nonlocal, self, "
@@ -81,6 +86,8 @@ class SuperResolutionRecipe(Recipe):
             raise ValueError(
                 f"--mix must be one of {list(data.super_resolution.MIXES)}. Received: {self.mix!r}"
             )
+        if not 0.0 <= self.min_detail < 255.0:
+            raise ValueError(f"--min-detail must be in [0, 255). Received: {self.min_detail!r}")
         overrides = self.architecture_overrides()
         if overrides and not self.model.startswith("sr_"):
             raise ValueError(
@@ -192,6 +199,7 @@ def train_super_resolution(recipe: SuperResolutionRecipe, *, command: str = "") 
                 data_dir=recipe.data_dir,
                 seed=recipe.seed,
                 mix=recipe.mix,
+                min_detail=recipe.min_detail,
             )
 
         train_data = load(recipe.train_split, True)

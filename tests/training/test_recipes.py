@@ -94,6 +94,7 @@ def test_sr_attention_override_adds_or_removes_the_stage():
         ({"attention": "foo"}, r"--attention: Unknown attention 'foo'"),
         ({"model": "espcn_skip", "attention": "nonlocal"}, r"the reference 'espcn_skip' has no"),
         ({"mix": "tiles"}, r"--mix must be one of \['pixels', 'equal'\]\. Received: 'tiles'"),
+        ({"min_detail": -1.0}, r"--min-detail must be in \[0, 255\)\. Received: -1.0"),
     ],
 )
 def test_sr_recipe_rejects_bad_attention(settings, message):
