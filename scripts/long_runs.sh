@@ -202,8 +202,8 @@ case "${1:?which run: sr_x2, sr_x2_bundled, sr_x2_equal, sr_x2_hq, sr_x2_hq_fp32
     # The shipped x3 / x4 recipe (sr_x3 / sr_x4 above: 10,000 steps from sr_x2's weights) with
     # one change: HR crops of 48 LR pixels a side (144 at x3, 192 at x4), EDSR's training patch
     # at every scale, where the shipped ones cut 96-pixel HR crops at every scale (32 / 24 LR
-    # pixels: at x4 a quarter of each LR crop is within 3 pixels of an edge, where the zero
-    # padding of the convolutions shows). About 4x / 2.3x the pixels per step. Ship each only
+    # pixels: at x4, 44 % of each LR crop is within 3 pixels of an edge, where the zero
+    # padding of the convolutions shows; 23 % at 48). About 4x / 2.3x the pixels per step. Ship each only
     # if it beats the shipped one on both held-out sets. sr_x4_lr48 ran once (2,094 s alone):
     # 29.15 / 38.31 dB held out (shipped 29.11 / 38.34): not shipped; sr_x3_lr48 not run.
     scale=${1:4:1}
