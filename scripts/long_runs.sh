@@ -185,8 +185,8 @@ case "${1:?which run: sr_x2, sr_x2_bundled, sr_x2_equal, sr_x2_hq, sr_x2_hq_fp32
   sr_x2_detail_ft)
     # sr_x2_ft with --min-detail 2: 71 % of the crops it draws from bundled + collection photos
     # have under 2 levels RMS to restore at x2 (the bundled validation tiles: 13 %, median 8.3),
-    # so most of its batches teach flat regions. This run drops those except one in ten (20 % of
-    # the kept crops are flat). Everything else as sr_x2_ft (34.27 / 44.88 dB held out), the
+    # so most of its batches teach flat regions (python benchmarks/sr_crop_detail.py). This run
+    # drops those except one in ten (20 % of the kept crops are flat). Everything else as sr_x2_ft (34.27 / 44.88 dB held out), the
     # control. Ship as sr_x2 only if it beats it on both held-out sets. Run once (1,780 s
     # alone): 34.28 / 44.86 dB held out, within 0.03 dB of sr_x2_ft: not shipped.
     sr_x2_finetune sr_x2_detail_ft sr_fast saved_models/sr_x2/model.keras --min-detail 2
