@@ -10,10 +10,12 @@ command recorded in `metrics.command`; the training command and its own log are 
 - `--family sr`: PSNR-Y / SSIM-Y (Y channel, `scale`-pixel border crop) over the FULL held-out
   bundled photos (`bundled_photos` validation split; HR cropped to a multiple of the scale, LR
   its antialiased bicubic downscale), for the model, bicubic upsampling and every TFLite file
-  (its PSNR loss vs Keras); params; MACs at 256x256.
+  (its PSNR loss vs Keras); params; MACs at 256x256; ms per 256x256 input at batch 1 (median)
+  for Keras and each TFLite file.
 - `--family classifier`: accuracy on the test split of `--dataset` (default `bundled_digits`)
   through Keras and every TFLite file; for `fashion_mnist` also on the 256 test items the package
-  carries (the card check that needs no download); params; MACs at the input size.
+  carries (the card check that needs no download); params; MACs at the input size; ms per
+  image at batch 1 (median) for Keras and each TFLite file.
 - `--family aligner`: DeTone's protocol on the held-out photos (`bundled_photos` validation
   split, 240-pixel short side, corners shifted up to 32 px, `--pairs-per-image` pairs per photo,
   fixed seed): mean / median corner error, % over 10 px, AUC@3/5/10 for Keras, the identity and
@@ -54,7 +56,7 @@ import numpy as np  # noqa: E402
 import keras_attn  # noqa: E402,F401  (registers the layers before loading .keras files)
 from keras_attn import data, families, pretrained  # noqa: E402
 from keras_attn.data import classification, fashion_mnist  # noqa: E402
-from keras_attn.export import TFLiteModel  # noqa: E402
+from keras_attn.export import TFLiteModel, available_cores  # noqa: E402
 from keras_attn.models.aligner import FLOW_CONVENTION, HOMOGRAPHY_CONVENTION  # noqa: E402
 from keras_attn.models.aligner_serving import ANY_SIZE_ENDPOINT, aligner_endpoints  # noqa: E402
 from keras_attn.models.aligner_tasks import has_dense_flow  # noqa: E402
@@ -88,12 +90,44 @@ def _tflite_files(folder: pathlib.Path) -> list[str]:
     return [name for name in pretrained.TFLITE_FILES.values() if (folder / name).exists()]
 
 
+# calls timed per latency number of a card (after one warm-up call)
+TIMED_CALLS = 20
+# the side of the input the SR cards are timed on, as docs/benchmarks.md's latency tables
+SR_LATENCY_SIZE = 256
+
+
+def _ms_per_call(run: Callable, batch: np.ndarray, calls: int = TIMED_CALLS) -> float:
+    """Median wall time (ms) of `run(batch)` over `calls` calls, after one warm-up call (which
+    also lets LiteRT resize its tensors to the batch)."""
+    run(batch)
+    seconds = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        run(batch)
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds) * 1000)
+
+
+def _timing_protocol(key: str, what: str) -> str:
+    return (
+        f"{key}: median of {TIMED_CALLS} calls on {what} at batch 1 after one warm-up call: "
+        "Keras model.predict_on_batch, TFLite the LiteRT serving_default runner with its "
+        f"default threads (every core: {available_cores()} here) and XNNPACK"
+    )
+
+
 # --------------------------------------------------------------------------- super-resolution
 
 
 def plan_sr(model: keras.Model, args: argparse.Namespace) -> Plan:
     scale = model_scale(model)
     pairs = evaluation.held_out_pairs(scale)
+    timing_key = f"ms_per_{SR_LATENCY_SIZE}x{SR_LATENCY_SIZE}_image"
+    timing_input = (
+        np.random.default_rng(0)
+        .uniform(size=(1, SR_LATENCY_SIZE, SR_LATENCY_SIZE, 3))
+        .astype("float32")
+    )  # the time does not depend on the content
     keras_scores = evaluation.evaluate_super_resolution(
         lambda batch: model(batch, training=False), scale, pairs
     )
@@ -132,6 +166,7 @@ def plan_sr(model: keras.Model, args: argparse.Namespace) -> Plan:
         "gain_over_bicubic_db": keras_scores.psnr_y - bicubic.psnr_y,
         "per_image": per_image,
         "macs_at_256x256": count_macs(model, 256),
+        timing_key: _ms_per_call(model.predict_on_batch, timing_input),
         **({"also_held_out": also} if also else {}),
         "evaluation": {
             "dataset": "bundled_photos",
@@ -143,6 +178,11 @@ def plan_sr(model: keras.Model, args: argparse.Namespace) -> Plan:
                 f"(MATLAB rgb2ycbcr) after a {scale}-pixel border crop, SSIM with an 11x11 "
                 "Gaussian window (sigma 1.5); bicubic = tf.image.resize(LR, bicubic), clipped; "
                 "mean over the images"
+            ),
+            "timing": _timing_protocol(
+                timing_key,
+                f"one {SR_LATENCY_SIZE}x{SR_LATENCY_SIZE} RGB input "
+                f"({scale * SR_LATENCY_SIZE}x{scale * SR_LATENCY_SIZE} out)",
             ),
         },
     }
@@ -169,6 +209,9 @@ def plan_sr(model: keras.Model, args: argparse.Namespace) -> Plan:
                 "max_abs_diff_vs_keras": max(
                     float(np.abs(scores.outputs[key] - keras_scores.outputs[key]).max())
                     for key in scores.outputs
+                ),
+                timing_key: _ms_per_call(
+                    lambda batch, runner=runner: runner(image=batch), timing_input
                 ),
             }
         return results
@@ -243,12 +286,16 @@ def plan_classifier(model: keras.Model, args: argparse.Namespace) -> Plan:
                 **accuracy,
                 "top1_agreement_with_keras": float(agreement),
                 "max_abs_diff_vs_keras": float(np.abs(probabilities - keras_probabilities).max()),
+                "ms_per_image": _ms_per_call(
+                    lambda batch, runner=runner: runner(image=batch), images[:1]
+                ),
             }
         return results
 
     metrics = {
         **keras_result,
         "macs_at_input_size": count_macs(model),
+        "ms_per_image": _ms_per_call(model.predict_on_batch, images[:1]),
         "evaluation": {
             "dataset": dataset,
             "split": "test",
@@ -256,6 +303,9 @@ def plan_classifier(model: keras.Model, args: argparse.Namespace) -> Plan:
                 "every test example once, unaugmented, preprocessed as in training "
                 "(keras_attn.data.classification_dataset: bilinear antialiased resize of the "
                 f"{about['items']} to {input_shape[0]}x{input_shape[1]}); top-1 accuracy"
+            ),
+            "timing": _timing_protocol(
+                "ms_per_image", f"the first test image ({input_shape[0]}x{input_shape[1]})"
             ),
         },
     }

@@ -5,6 +5,7 @@ import json
 import pathlib
 
 import keras
+import numpy as np
 import pytest
 
 from keras_attn import data, models
@@ -58,3 +59,38 @@ def test_an_aligner_card_scores_more_held_out_photos_on_the_same_protocol(ship):
     assert also["median_corner_error_px"] == metrics["median_corner_error_px"]
     assert also["identity"] == metrics["identity"]
     assert also["command"] == "keras-attn evaluate tiny --dataset bundled_photos --split validation"
+
+
+def test_ms_per_call_is_the_median_after_one_warm_up_call(ship):
+    seen = []
+    ms = ship._ms_per_call(lambda batch: seen.append(batch.shape), np.zeros((1, 4)), calls=5)
+    assert seen == [(1, 4)] * 6 and 0.0 <= ms < 1000.0
+
+
+def test_sr_and_classifier_cards_time_keras_and_every_tflite_file(ship, tmp_path):
+    """The zoo table's latency column comes from these keys (`ms_per_*` of model.tflite)."""
+    from keras_attn.export import export_saved_model, export_tflite
+    from keras_attn.pretrained import OUTPUT_NAMES
+
+    keras.utils.set_random_seed(0)
+    model = models.super_resolution(scale=2, channels=8, num_groups=1, blocks_per_group=1)
+    plan = ship.plan_sr(model, argparse.Namespace(name="tiny", also_evaluate=None, int8="dynamic"))
+    metrics = plan.card["metrics"]
+    assert metrics["ms_per_256x256_image"] > 0.0
+    assert metrics["evaluation"]["timing"].startswith("ms_per_256x256_image: median of 20 calls")
+    assert "one 256x256 RGB input (512x512 out)" in metrics["evaluation"]["timing"]
+    export_saved_model(model, tmp_path / "saved_model", output_names=list(OUTPUT_NAMES["sr"]))
+    export_tflite(
+        model,
+        tmp_path / "model.tflite",
+        saved_model_dir=tmp_path / "saved_model",
+        output_names=list(OUTPUT_NAMES["sr"]),
+    )
+    tflite = plan.evaluate(tmp_path)["tflite"]
+    assert list(tflite) == ["model.tflite"] and tflite["model.tflite"]["ms_per_256x256_image"] > 0
+
+    classifier = models.build_model("attention_cnn_tiny", input_shape=(32, 32, 1), num_classes=10)
+    args = argparse.Namespace(dataset="bundled_digits", int8="full")
+    plan = ship.plan_classifier(classifier, args)
+    assert plan.card["metrics"]["ms_per_image"] > 0.0
+    assert "the first test image (32x32)" in plan.card["metrics"]["evaluation"]["timing"]
