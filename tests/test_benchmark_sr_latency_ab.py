@@ -37,4 +37,23 @@ def test_bad_model_arguments_are_one_line_errors(tmp_path, capsys):
     assert "--model takes LABEL=PATH" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         benchmark.main(["--model", f"x={tmp_path / 'missing.keras'}"])
-    assert "does not exist" in capsys.readouterr().err
+    assert "is neither a file nor a registry model name" in capsys.readouterr().err
+
+
+def test_registry_names_and_the_keras_column(capsys):
+    """A registry name is built untrained; --keras adds Keras's time and the ratio per row."""
+    benchmark = load_script(REPO / "benchmarks" / "sr_latency_ab.py", "sr_latency_ab")
+    argv = ["--model=tiny=sr_tiny_x2", "--keras", "--size", "32", "--rounds", "2", "--repeats", "2"]
+    assert benchmark.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines.index(
+        "| model | median ms | per-round medians (min-max) | Keras median ms | Keras min-max "
+        "| TFLite / Keras |"
+    )
+    assert lines[header + 1] == "|---|---|---|---|---|---|"
+    cells = lines[header + 2].strip("| ").split(" | ")
+    assert cells[0] == "tiny" and len(cells) == 6
+    for median, spread in ((cells[1], cells[2]), (cells[3], cells[4])):
+        low, high = map(float, spread.split("-"))
+        assert low <= float(median) <= high
+    assert cells[5].endswith("x") and float(cells[5][:-1]) > 0
