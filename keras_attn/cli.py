@@ -71,7 +71,11 @@ def _info(args: argparse.Namespace) -> int:
         print(json.dumps(card, indent=1))
         return 0
     metrics = card.get("metrics", {})
-    scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    scalars = {
+        k: v
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not k.startswith("ms_per_")
+    }
     training = card.get("training", {})
     data = training.get("data", {})
     lines = [
@@ -90,8 +94,38 @@ def _info(args: argparse.Namespace) -> int:
     ]
     if card.get("classes"):
         lines.insert(3, f"  classes       {', '.join(map(str, card['classes']))}")
+    latency = _latency_line(metrics)
+    if latency:
+        lines.insert(lines.index(f"  measured by   {metrics.get('command', '-')}"), latency)
     print("\n".join(lines))
     return 0
+
+
+def _latency_line(metrics: dict) -> str | None:
+    """`  latency       ms per <unit>, batch 1: Keras .., TFLite fp32 .., fp16 .., int8 ..`
+    from a card's `ms_per_*` numbers (measured when it was shipped), or None if it has none."""
+    from keras_attn import pretrained
+
+    keys = sorted(k for k, v in metrics.items() if k.startswith("ms_per_") and _is_number(v))
+    if not keys:
+        return None
+    key = keys[0]
+    parts = [f"Keras {_ms(metrics[key])}"]
+    tflite = metrics.get("tflite", {})
+    for variant, filename in pretrained.TFLITE_FILES.items():
+        value = tflite.get(filename, {}).get(key)
+        if _is_number(value):
+            parts.append(f"{'TFLite ' if len(parts) == 1 else ''}{variant} {_ms(value)}")
+    unit = key.removeprefix("ms_per_").replace("_", " ")
+    return f"  latency       ms per {unit}, batch 1: " + ", ".join(parts)
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # --------------------------------------------------------------------------- train

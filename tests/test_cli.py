@@ -160,6 +160,17 @@ def test_info_prints_the_card(capsys):
     assert card["training"]["command"] in out and "bundled_digits train" in out
     code, out, _ = run(capsys, "info", "sr_x2", "--json")
     assert json.loads(out) == pretrained.card("sr_x2")
+    # the latency each format had when it was shipped, on its own line, not among held-out scores
+    code, out, _ = run(capsys, "info", "sr_x2")
+    metrics = pretrained.card("sr_x2")["metrics"]
+    fp32, int8 = (
+        metrics["tflite"][f]["ms_per_256x256_image"] for f in ("model.tflite", "model_int8.tflite")
+    )
+    latency = next(line for line in out.splitlines() if line.startswith("  latency "))
+    assert latency.startswith("  latency       ms per 256x256 image, batch 1: Keras ")
+    assert f"TFLite fp32 {fp32:.1f}, fp16 " in latency and latency.endswith(f"int8 {int8:.1f}")
+    held_out = next(line for line in out.splitlines() if line.startswith("  held-out "))
+    assert f"psnr_y_db {metrics['psnr_y_db']:.2f}" in held_out and "ms_per" not in held_out
     code, _, err = run(capsys, "info", "sr_fast_x2")
     assert code == 2 and "Did you mean 'sr_x2'?" in err
 
