@@ -106,7 +106,9 @@ def _latency_line(metrics: dict) -> str | None:
     from a card's `ms_per_*` numbers (measured when it was shipped), or None if it has none."""
     from keras_attn import pretrained
 
-    keys = sorted(k for k, v in metrics.items() if k.startswith("ms_per_") and _is_number(v))
+    keys = sorted(
+        k for k, v in metrics.items() if k.startswith("ms_per_") and isinstance(v, (int, float))
+    )
     if not keys:
         return None
     key = keys[0]
@@ -114,7 +116,7 @@ def _latency_line(metrics: dict) -> str | None:
     tflite = metrics.get("tflite", {})
     for variant, filename in pretrained.TFLITE_FILES.items():
         value = tflite.get(filename, {}).get(key)
-        if _is_number(value):
+        if isinstance(value, (int, float)):
             parts.append(f"{'TFLite ' if len(parts) == 1 else ''}{variant} {_ms(value)}")
     unit = key.removeprefix("ms_per_").replace("_", " ")
     return f"  latency       ms per {unit}, batch 1: " + ", ".join(parts)
@@ -122,10 +124,6 @@ def _latency_line(metrics: dict) -> str | None:
 
 def _ms(value: float) -> str:
     return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # --------------------------------------------------------------------------- train
