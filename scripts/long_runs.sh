@@ -5,6 +5,8 @@
 # validation PSNR-Y per 1,000 steps).
 #
 #   bash scripts/long_runs.sh sr_x2      # sr_fast x2 on bundled + collection photos, 30,000 steps
+#   bash scripts/long_runs.sh sr_x2_lomiri  # sr_x2's run with 14 more photos (lomiri-wallpapers,
+#                                          # halved; scripts/fetch_lomiri_photos.py) mixed in
 #   bash scripts/long_runs.sh sr_x2_bundled  # sr_x2's run on the 14 bundled photos alone (run
 #                                          # once: it over-fit them, 33.88 / 43.68 dB held out,
 #                                          # not shipped; docs/benchmarks.md, "Ablation")
@@ -112,11 +114,21 @@ fashion_500k() {  # fashion_500k NAME EPOCHS: classifier_fashion's recipe at 498
     --checkpoint-minutes 10
 }
 
-case "${1:?which run: sr_x2, sr_x2_bundled, sr_x2_equal, sr_x2_hq, sr_x2_hq_fp32, sr_x2_hq_ft, sr_x2_ft, sr_x2_mse_ft, sr_x2_detail_ft, sr_x2_nonlocal_ft, sr_x3, sr_x4, sr_x3_lr48, sr_x4_lr48, sr_x3_30k, sr_x4_30k, sr_refs, classifier_fashion, classifier_fashion_500k, classifier_fashion_500k_60, aligner_flow, aligner_homography, aligner_homography_long, aligner_flow_v2, aligner_homography_30k or aligner_flow_30k}" in
+case "${1:?which run: sr_x2, sr_x2_lomiri, sr_x2_bundled, sr_x2_equal, sr_x2_hq, sr_x2_hq_fp32, sr_x2_hq_ft, sr_x2_ft, sr_x2_mse_ft, sr_x2_detail_ft, sr_x2_nonlocal_ft, sr_x3, sr_x4, sr_x3_lr48, sr_x4_lr48, sr_x3_30k, sr_x4_30k, sr_refs, classifier_fashion, classifier_fashion_500k, classifier_fashion_500k_60, aligner_flow, aligner_homography, aligner_homography_long, aligner_flow_v2, aligner_homography_30k or aligner_flow_30k}" in
   sr_x2)
     run sr_x2_collection "$BIN/keras-attn" train sr --model sr_fast --scale 2 \
       --dataset bundled_photos+photo_collection --epochs 30 --steps-per-epoch 1000 \
       --learning-rate 5e-4 --checkpoint-minutes 10
+    ;;
+  sr_x2_lomiri)
+    # sr_x2's run (30,000 steps from scratch) with 14 more real photographs mixed in by pixels:
+    # Debian's lomiri-wallpapers, halved (scripts/fetch_lomiri_photos.py writes the folder once).
+    # Tests whether more real photos lift the converged model (fine-tuned on them, 34.28 / 44.93).
+    photos=${KERAS_ATTN_LOMIRI_PHOTOS:-$HOME/.keras/datasets/keras_attn_lomiri_photos}
+    [ -f "$photos/LICENSES.json" ] || "$BIN/python" scripts/fetch_lomiri_photos.py "$photos"
+    run sr_x2_lomiri "$BIN/keras-attn" train sr --model sr_fast --scale 2 \
+      --dataset "bundled_photos+photo_collection+folder:$photos" --epochs 30 \
+      --steps-per-epoch 1000 --learning-rate 5e-4 --checkpoint-minutes 10
     ;;
   sr_x2_bundled)
     run sr_x2_bundled "$BIN/keras-attn" train sr --model sr_fast --scale 2 \

@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import socket
+import subprocess
 import tempfile
 
 import keras
@@ -218,3 +220,24 @@ def reference_spatial(layer, x):
         for c in range(2):
             logits[b] += ndimage.correlate(pooled[b, ..., c], kernel[..., c], mode="constant")
     return sigmoid(logits + float(np.array(layer.conv.bias)[0]))[..., None]
+
+
+def build_deb(root: pathlib.Path, package: str, files: dict[str, bytes], copyright: str):
+    """A Debian package PACKAGE (version 1:1.0-1) holding `files` (path: bytes) and a copyright
+    file, built with `dpkg-deb --build` in `root` and named as `apt-get download` names it."""
+    stage = root / f"stage_{package}"
+    (stage / "DEBIAN").mkdir(parents=True)
+    (stage / "DEBIAN" / "control").write_text(
+        f"Package: {package}\nVersion: 1:1.0-1\nArchitecture: all\n"
+        "Maintainer: test <test@example.org>\nDescription: test\n"
+    )
+    for relative, content in files.items():
+        path = stage / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    doc = stage / "usr" / "share" / "doc" / package
+    doc.mkdir(parents=True, exist_ok=True)
+    (doc / "copyright").write_text(copyright)
+    deb = root / f"{package}_1%3a1.0-1_all.deb"  # apt-get download's name for epoch 1
+    subprocess.run(["dpkg-deb", "--build", str(stage), str(deb)], check=True, capture_output=True)
+    return deb

@@ -4,7 +4,6 @@ real photographs inside, a DEP-5 copyright file, sha256 checks, licences, atomic
 import json
 import pathlib
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from PIL import Image
 import keras_attn_cli as cli
 from keras_attn.data import bundled_photos, photo_collection
 from keras_attn.data.photo_collection import MATE, PLASMA, Photo
+from tests.helpers import build_deb
 
 needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
 
@@ -45,25 +45,6 @@ License: GPL-2+
 """
 
 
-def _build_deb(root: pathlib.Path, package: str, files: dict[str, bytes], copyright: str):
-    stage = root / f"stage_{package}"
-    (stage / "DEBIAN").mkdir(parents=True)
-    (stage / "DEBIAN" / "control").write_text(
-        f"Package: {package}\nVersion: 1:1.0-1\nArchitecture: all\n"
-        "Maintainer: test <test@example.org>\nDescription: test\n"
-    )
-    for relative, content in files.items():
-        path = stage / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-    doc = stage / "usr" / "share" / "doc" / package
-    doc.mkdir(parents=True, exist_ok=True)
-    (doc / "copyright").write_text(copyright)
-    deb = root / f"{package}_1%3a1.0-1_all.deb"  # apt-get download's name for epoch 1
-    subprocess.run(["dpkg-deb", "--build", str(stage), str(deb)], check=True, capture_output=True)
-    return deb
-
-
 def _jpeg(name: str, tmp_path: pathlib.Path) -> bytes:
     path = tmp_path / f"{name}.jpg"
     Image.fromarray(bundled_photos.load_photo(name)).save(path, quality=90)
@@ -76,7 +57,7 @@ def debs(tmp_path_factory):
     neighbours that must be left out; and the matching table of `Photo`s."""
     root = tmp_path_factory.mktemp("debs")
     astronaut, rocket, camera = (_jpeg(n, root) for n in ("astronaut", "rocket", "camera"))
-    _build_deb(
+    build_deb(
         root,
         MATE,
         {
@@ -86,7 +67,7 @@ def debs(tmp_path_factory):
         },
         MATE_COPYRIGHT,
     )
-    _build_deb(
+    build_deb(
         root,
         PLASMA,
         {"usr/share/wallpapers/Camera/contents/images/2560x1600.jpg": camera},
