@@ -7,8 +7,8 @@ licence from the package's Debian copyright file, as `keras-attn data fetch-phot
 `photo_collection`), halves each with `tf.image.resize(bicubic, antialias=True)` (the JPEGs are
 large and compressed: at half size they carry about as much detail per pixel as the other
 training photos, and their compression noise is averaged away), and writes them as PNG with
-`LICENSES.json` and a `validation.txt` that holds out `greentock.png`. The folder (32 megapixels)
-is then read by the generic folder builder:
+`LICENSES.json` and a `validation.txt` that holds out 4 of them (`VALIDATION`). The folder
+(32 megapixels) is then read by the generic folder builder:
 
     python scripts/fetch_lomiri_photos.py ~/.keras/datasets/keras_attn_lomiri_photos
     keras-attn train sr --dataset \
@@ -123,7 +123,9 @@ PHOTOS = (
         "6572410c09f4492c74ccadde133565a14c0161617d5917d4c820c66d65a44ba7",
     ),
 )
-VALIDATION = ("greentock",)
+# Held out from training: a studio still life (smooth), paint brushes (fine texture, the
+# smallest photo), two dogs at a wooden window, a landscape with forest and meadow.
+VALIDATION = ("greentock", "Picture_1A", "friends", "aitzgorri")
 
 
 def halve(jpeg_bytes: bytes) -> bytes:

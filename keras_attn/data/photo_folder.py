@@ -157,9 +157,11 @@ def photo_folder_builder(
     """A `PhotoFolder` builder over `folder`, prepared (once) into `data_dir`."""
     folder = pathlib.Path(folder).expanduser().resolve()
     splits = split_files(folder)  # a clear error before tfds starts
-    # The config name changes with the folder's path, tile size and files (names and sizes),
-    # so an edited folder is prepared again instead of reading a stale copy.
-    listing = sorted((p.name, p.stat().st_size) for files in splits.values() for p in files)
+    # The config name changes with the folder's path, tile size and files (split, name, size),
+    # so an edited folder or validation.txt is prepared again instead of reading a stale copy.
+    listing = sorted(
+        (split, p.name, p.stat().st_size) for split, files in splits.items() for p in files
+    )
     stem = re.sub(r"[^a-z0-9]+", "_", folder.name.lower()).strip("_") or "photos"
     digest = hashlib.sha256(f"{folder}|{tile_size}|{listing}".encode()).hexdigest()[:8]
     config = PhotoFolderConfig(

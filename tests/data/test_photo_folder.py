@@ -83,6 +83,27 @@ def test_builder_tiles_every_photo_at_prepare_time(folder, tmp_path):
     assert {e["name"].decode() for e in validation} == {"4_rocket"}
 
 
+def test_an_edited_validation_list_is_prepared_again(folder, tmp_path):
+    """Moving a photo between the splits (same files, same sizes) must not reuse the copy
+    prepared for the old split."""
+    edited = tmp_path / "my_photos"
+    edited.mkdir()
+    for path in folder.iterdir():
+        (edited / path.name).write_bytes(path.read_bytes())
+    data_dir = str(tmp_path / "tfds")
+
+    def validation_names():
+        builder = photo_folder.photo_folder_builder(edited, data_dir=data_dir, tile_size=1024)
+        split = builder.as_dataset(split="validation").as_numpy_iterator()
+        return builder.info.config_name, {e["name"].decode() for e in split}
+
+    first_name, first = validation_names()
+    assert first == {"4_rocket"}
+    (edited / "validation.txt").write_text("0_astronaut.jpg\n")
+    second_name, second = validation_names()
+    assert second == {"0_astronaut"} and second_name != first_name
+
+
 def test_sr_pipeline_over_a_folder_and_a_mix(folder, photos_dir):
     # bundled_photos is prepared in photos_dir; the folder's dataset is prepared there too
     name = f"folder:{folder}"
