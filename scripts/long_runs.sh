@@ -30,6 +30,8 @@
 #                                        # once: 34.27 / 44.88 dB, as sr_x2_ft: adds nothing)
 #   bash scripts/long_runs.sh sr_x3      # x3 from the sr_x2 run (upsampler new), 10,000 steps
 #   bash scripts/long_runs.sh sr_x4      # x4 likewise
+#   bash scripts/long_runs.sh sr_x3_lomiri  # sr_x3's recipe from sr_x2_lomiri on its data
+#                                          # (then sr_x4_lomiri: x4)
 #   bash scripts/long_runs.sh sr_x4_lr48  # sr_x4's recipe on 192-pixel crops (48 LR pixels, as
 #                                        # EDSR trains every scale; sr_x4: 96, 24 LR). Run once:
 #                                        # 29.15 / 38.31 dB, shipped 29.11 / 38.34: not shipped.
@@ -114,7 +116,7 @@ fashion_500k() {  # fashion_500k NAME EPOCHS: classifier_fashion's recipe at 498
     --checkpoint-minutes 10
 }
 
-case "${1:?which run: sr_x2, sr_x2_lomiri, sr_x2_bundled, sr_x2_equal, sr_x2_hq, sr_x2_hq_fp32, sr_x2_hq_ft, sr_x2_ft, sr_x2_mse_ft, sr_x2_detail_ft, sr_x2_nonlocal_ft, sr_x3, sr_x4, sr_x3_lr48, sr_x4_lr48, sr_x3_30k, sr_x4_30k, sr_refs, classifier_fashion, classifier_fashion_500k, classifier_fashion_500k_60, aligner_flow, aligner_homography, aligner_homography_long, aligner_flow_v2, aligner_homography_30k or aligner_flow_30k}" in
+case "${1:?which run: sr_x2, sr_x2_lomiri, sr_x2_bundled, sr_x2_equal, sr_x2_hq, sr_x2_hq_fp32, sr_x2_hq_ft, sr_x2_ft, sr_x2_mse_ft, sr_x2_detail_ft, sr_x2_nonlocal_ft, sr_x3, sr_x4, sr_x3_lomiri, sr_x4_lomiri, sr_x3_lr48, sr_x4_lr48, sr_x3_30k, sr_x4_30k, sr_refs, classifier_fashion, classifier_fashion_500k, classifier_fashion_500k_60, aligner_flow, aligner_homography, aligner_homography_long, aligner_flow_v2, aligner_homography_30k or aligner_flow_30k}" in
   sr_x2)
     run sr_x2_collection "$BIN/keras-attn" train sr --model sr_fast --scale 2 \
       --dataset bundled_photos+photo_collection --epochs 30 --steps-per-epoch 1000 \
@@ -210,6 +212,16 @@ case "${1:?which run: sr_x2, sr_x2_lomiri, sr_x2_bundled, sr_x2_equal, sr_x2_hq,
       --init-from runs/sr_x2_collection/model.keras \
       --dataset bundled_photos+photo_collection --epochs 10 --steps-per-epoch 1000 \
       --learning-rate 3e-4 --warmup-steps 100 --checkpoint-minutes 10
+    ;;
+  sr_x3_lomiri|sr_x4_lomiri)
+    # sr_x3 / sr_x4's recipe (10,000 steps from the x2 weights) from sr_x2_lomiri, on its data
+    scale=${1#sr_x}; scale=${scale%_lomiri}
+    photos=${KERAS_ATTN_LOMIRI_PHOTOS:-$HOME/.keras/datasets/keras_attn_lomiri_photos}
+    [ -f "$photos/LICENSES.json" ] || "$BIN/python" scripts/fetch_lomiri_photos.py "$photos"
+    run "sr_x${scale}_lomiri" "$BIN/keras-attn" train sr --model sr_fast --scale "$scale" \
+      --init-from runs/sr_x2_lomiri/model.keras \
+      --dataset "bundled_photos+photo_collection+folder:$photos" --epochs 10 \
+      --steps-per-epoch 1000 --learning-rate 3e-4 --warmup-steps 100 --checkpoint-minutes 10
     ;;
   sr_x3_lr48|sr_x4_lr48)
     # The shipped x3 / x4 recipe (sr_x3 / sr_x4 above: 10,000 steps from sr_x2's weights) with

@@ -585,7 +585,7 @@ DEFAULT_TRAINING_DATA = {
 
 def _training_images(dataset: str) -> list[str] | None:
     """The names of the photos a `+`-joined photo dataset trains on, or None if unknown."""
-    from keras_attn.data import photo_collection
+    from keras_attn.data import photo_collection, photo_folder
 
     names = []
     for part in dataset.split("+"):
@@ -594,16 +594,28 @@ def _training_images(dataset: str) -> list[str] | None:
         elif part == "photo_collection":
             held_out = photo_collection.VALIDATION_PHOTOS
             names += [p.name for p in photo_collection.PHOTOS if p.name not in held_out]
+        elif part.startswith("folder:"):
+            folder = pathlib.Path(part.removeprefix("folder:")).expanduser()
+            names += [path.stem for path in photo_folder.split_files(folder)["train"]]
         else:
             return None
     return names
 
 
+def _home_folder(text: str) -> str:
+    return text.replace(f"folder:{pathlib.Path.home()}/", "folder:~/")
+
+
 def training_section(args: argparse.Namespace) -> dict:
     log = json.loads(pathlib.Path(args.training_log).read_text())
+    # a folder under the home directory is written as folder:~/..., which the folder builder
+    # expands in the reader's own home (the log has this machine's absolute path)
+    for key in ("command", "dataset"):
+        if isinstance(log.get(key), str):
+            log[key] = _home_folder(log[key])
     training_data = dict(DEFAULT_TRAINING_DATA[args.family])
     dataset = log.get("dataset") or args.training_dataset or training_data["dataset"]
-    training_data["dataset"] = dataset
+    training_data["dataset"] = _home_folder(dataset)
     training_data["split"] = log.get("train_split", training_data["split"])
     if "images" in training_data:
         images = _training_images(dataset)

@@ -7,6 +7,7 @@ import pathlib
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 
 from keras_attn import data, models
 from keras_attn.data import photo_collection
@@ -32,7 +33,7 @@ def section(ship, tmp_path, family, log, training_dataset=None):
     return ship.training_section(args)["data"]
 
 
-def test_the_card_names_the_photos_each_dataset_trained_on(ship, tmp_path):
+def test_the_card_names_the_photos_each_dataset_trained_on(ship, tmp_path, monkeypatch):
     collection = [p.name for p in photo_collection.PHOTOS]
     train = [n for n in collection if n not in photo_collection.VALIDATION_PHOTOS]
     both = section(ship, tmp_path, "sr", {"dataset": "bundled_photos+photo_collection"})
@@ -44,6 +45,30 @@ def test_the_card_names_the_photos_each_dataset_trained_on(ship, tmp_path):
     default = section(ship, tmp_path, "aligner", {})
     assert default["dataset"] == "bundled_photos"
     assert default["images"] == data.photo_names("train")
+    # a folder of the user's photos: its training split (validation.txt holds out the rest)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for name in ("b_photo", "a_photo", "held"):
+        Image.fromarray(data.load_photo("coffee")[:32, :32]).save(folder / f"{name}.png")
+    (folder / "validation.txt").write_text("held.png\n")
+    mixed = section(ship, tmp_path, "sr", {"dataset": f"bundled_photos+folder:{folder}"})
+    assert mixed["images"] == data.photo_names("train") + ["a_photo", "b_photo"]
+    assert mixed["dataset"] == f"bundled_photos+folder:{folder}"  # tmp_path is not in ~
+    monkeypatch.setenv("HOME", str(tmp_path))
+    log = {
+        "dataset": f"bundled_photos+folder:{folder}",
+        "command": f"train --dataset folder:{folder}",
+    }
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(log))
+    args = argparse.Namespace(
+        family="sr", training_log=str(path), training_command="c", training_dataset=None
+    )
+    home = ship.training_section(args)
+    assert home["data"]["dataset"] == "bundled_photos+folder:~/mine"
+    assert home["log"]["dataset"] == "bundled_photos+folder:~/mine"
+    assert home["log"]["command"] == "train --dataset folder:~/mine"
+    assert home["data"]["images"] == mixed["images"]
     online = section(ship, tmp_path, "sr", {"dataset": "div2k/bicubic_x2"})
     assert "images" not in online  # not known here
 
