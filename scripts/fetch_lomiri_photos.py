@@ -150,16 +150,7 @@ def fetch(folder, *, debs=None, photos=PHOTOS, validation=VALIDATION) -> pathlib
         with pc.atomic_path(folder, directory=True) as target:
             licences = {}
             for package in sorted({p[1] for p in photos}):
-                if debs is not None:
-                    found = sorted(pathlib.Path(debs).glob(f"{package}_*.deb"))
-                    if not found:
-                        raise RuntimeError(f"No {package}_*.deb in {debs}")
-                    deb = found[-1]
-                else:
-                    deb = pc._download(package, scratch)
-                root = pc._unpack(deb, scratch / package)
-                copyright_file = root / "usr" / "share" / "doc" / package / "copyright"
-                stanzas = pc.parse_copyright(copyright_file.read_text(encoding="utf-8"))
+                deb, root, stanzas = pc.unpack_package(package, scratch, debs)
                 for name, _, member, sha256 in (p for p in photos if p[1] == package):
                     source = root / ROOT / member
                     if not source.is_file():

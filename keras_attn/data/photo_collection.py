@@ -166,6 +166,21 @@ def _unpack(deb: pathlib.Path, into: pathlib.Path) -> pathlib.Path:
     return into
 
 
+def unpack_package(package: str, scratch: pathlib.Path, debs=None):
+    """`(deb, root, stanzas)`: PACKAGE's .deb (from the folder `debs`, else `apt-get
+    download`), unpacked below `scratch`, and the `Files` stanzas of its copyright file."""
+    if debs is not None:
+        found = sorted(pathlib.Path(debs).glob(f"{package}_*.deb"))
+        if not found:
+            raise RuntimeError(f"No {package}_*.deb in {debs}")
+        deb = found[-1]
+    else:
+        deb = _download(package, scratch)
+    root = _unpack(deb, scratch / package)
+    copyright_file = root / "usr" / "share" / "doc" / package / "copyright"
+    return deb, root, parse_copyright(copyright_file.read_text(encoding="utf-8"))
+
+
 def fetch_photo_collection(
     folder: str | os.PathLike | None = None,
     *,
@@ -196,16 +211,7 @@ def fetch_photo_collection(
         with atomic_path(folder, directory=True) as target:
             licences = {}
             for package in sorted({photo.package for photo in photos}):
-                if debs is not None:
-                    found = sorted(pathlib.Path(debs).glob(f"{package}_*.deb"))
-                    if not found:
-                        raise RuntimeError(f"No {package}_*.deb in {debs}")
-                    deb = found[-1]
-                else:
-                    deb = _download(package, scratch)
-                root = _unpack(deb, scratch / package)
-                copyright_file = root / "usr" / "share" / "doc" / package / "copyright"
-                stanzas = parse_copyright(copyright_file.read_text(encoding="utf-8"))
+                deb, root, stanzas = unpack_package(package, scratch, debs)
                 for photo in (p for p in photos if p.package == package):
                     source = root / _ROOTS[package] / photo.member
                     if not source.is_file():
