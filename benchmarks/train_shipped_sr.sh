@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The exact commands that train the shipped SR models. Each run checkpoints every epoch and
 # resumes when started again with the same --output.
-# - sr_x2 is sr_fast (2 groups x 3 blocks) trained 30,000 steps on bundled + collection photos:
-#   `bash scripts/long_runs.sh sr_x2` (runs/sr_x2_collection). The first line below is the
-#   3,000-step bundled-only run it replaced (runs/sr_fast_x2), kept for the references' tables.
-# - sr_x3 / sr_x4 are sr_fast fine-tuned from the collection x2: `bash scripts/long_runs.sh
-#   sr_x3` and `... sr_x4`.
+# - sr_x2 is sr_fast (2 groups x 3 blocks) trained 30,000 steps on bundled + collection photos
+#   + 10 lomiri photos (python scripts/fetch_lomiri_photos.py DIR): `bash scripts/long_runs.sh
+#   sr_x2_lomiri`. It replaced the same run without the lomiri photos (`bash
+#   scripts/long_runs.sh sr_x2`, runs/sr_x2_collection). The first line below is the 3,000-step
+#   bundled-only run that one replaced (runs/sr_fast_x2), kept for the references' tables.
+# - sr_x3 / sr_x4 are sr_fast fine-tuned from that x2: `bash scripts/long_runs.sh sr_x3_lomiri`
+#   and `... sr_x4_lomiri` (they replaced `... sr_x3` and `... sr_x4`, from sr_x2_collection).
 # - The sr_x3 / sr_x4 they replaced are sr_small (2 groups x 4 blocks), fine-tuned from the
 #   sr_small x2 run (runs/sr_x2), which was the shipped x2 model until sr_fast matched its PSNR
 #   at 21 % fewer MACs; the lines below rerun them for the references' tables. (They started from runs/sr_x2/model_rebuilt.keras: the same x2 weights re-saved after
