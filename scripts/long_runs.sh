@@ -111,6 +111,12 @@ sr_x2_finetune() {  # sr_x2_finetune NAME MODEL INIT [ARGS...]: 10,000 x2 steps 
     --learning-rate 1e-4 --warmup-steps 100 --seed 1 --checkpoint-minutes 10
 }
 
+lomiri_photos() {  # the lomiri photographs' folder, fetched once (scripts/fetch_lomiri_photos.py)
+  local photos=${KERAS_ATTN_LOMIRI_PHOTOS:-$HOME/.keras/datasets/keras_attn_lomiri_photos}
+  [ -f "$photos/LICENSES.json" ] || "$BIN/python" scripts/fetch_lomiri_photos.py "$photos" >&2
+  echo "$photos"
+}
+
 fashion_500k() {  # fashion_500k NAME EPOCHS: classifier_fashion's recipe at 498 K parameters
   run "$1" "$BIN/keras-attn" train classifier --model classifier_fashion \
     --widths 32,64,96 --dataset fashion_mnist --image-size 28 --epochs "$2" --batch-size 128 \
@@ -131,8 +137,7 @@ case "${1:?which run: sr_x2, sr_x2_lomiri, sr_x2_bundled, sr_x2_equal, sr_x2_hq,
     # Tests whether more real photos lift the converged model (fine-tuned on them, 34.28 / 44.93).
     # Run once (4,542 s): 34.32 / 44.97 dB held out against sr_x2_collection's 34.26 / 44.89,
     # and 43.11 / 43.04 on the 4 held-out lomiri photos: shipped as sr_x2.
-    photos=${KERAS_ATTN_LOMIRI_PHOTOS:-$HOME/.keras/datasets/keras_attn_lomiri_photos}
-    [ -f "$photos/LICENSES.json" ] || "$BIN/python" scripts/fetch_lomiri_photos.py "$photos"
+    photos=$(lomiri_photos)
     run sr_x2_lomiri "$BIN/keras-attn" train sr --model sr_fast --scale 2 \
       --dataset "bundled_photos+photo_collection+folder:$photos" --epochs 30 \
       --steps-per-epoch 1000 --learning-rate 5e-4 --checkpoint-minutes 10
@@ -221,8 +226,7 @@ case "${1:?which run: sr_x2, sr_x2_lomiri, sr_x2_bundled, sr_x2_equal, sr_x2_hq,
   sr_x3_lomiri|sr_x4_lomiri)
     # sr_x3 / sr_x4's recipe (10,000 steps from the x2 weights) from sr_x2_lomiri, on its data
     scale=${1#sr_x}; scale=${scale%_lomiri}
-    photos=${KERAS_ATTN_LOMIRI_PHOTOS:-$HOME/.keras/datasets/keras_attn_lomiri_photos}
-    [ -f "$photos/LICENSES.json" ] || "$BIN/python" scripts/fetch_lomiri_photos.py "$photos"
+    photos=$(lomiri_photos)
     run "sr_x${scale}_lomiri" "$BIN/keras-attn" train sr --model sr_fast --scale "$scale" \
       --init-from runs/sr_x2_lomiri/model.keras \
       --dataset "bundled_photos+photo_collection+folder:$photos" --epochs 10 \
