@@ -10,7 +10,7 @@ in Keras 3.15.1 that layer fails on the TensorFlow backend whenever H, W are unk
 graph (`predict` on a second image size, SavedModel export, TFLite conversion), because
 `keras.ops.image.resize` now checks `size[0] <= 0` in Python on a symbolic size (keras-team/keras
 PR #22079). It gives the same values (`tf.image.resize(..., "bilinear")`, half-pixel centres,
-edges clamped) with slices, concatenation and a reshape.
+edges clamped) with one constant convolution and a pixel shuffle.
 """
 
 from __future__ import annotations
