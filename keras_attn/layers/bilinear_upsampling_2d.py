@@ -30,7 +30,7 @@ class BilinearUpsampling2D(Upsampling2DBase):
     `None` sizes and converts to builtin TFLite ops that XNNPACK runs. It has no weights.
 
     The convolution replaced a formulation with a blend per phase, stacked and reshaped, which
-    gave the same values (within 2e-7) but ran about twice as slowly at x4 in TFLite and Keras
+    gave the same values (within 2.4e-7) but ran about twice as slowly at x4 in TFLite and Keras
     (`python benchmarks/bilinear_upsampling.py`).
 
     Why not `UpSampling2D`: in Keras 3.15.1, `UpSampling2D(interpolation="bilinear")` with
