@@ -6,8 +6,10 @@
 #   data (3,000 steps):       bundled photos only | collection only | both
 #   steps (both):             3,000 | 30,000 (sr_x2_collection, shipped as sr_x2 until the lomiri
 #                             photos were added: scripts/long_runs.sh sr_x2)
-#   data (30,000 steps):      both | both + 10 lomiri photos (the shipped sr_x2:
-#                             scripts/long_runs.sh sr_x2_lomiri)
+#   data (30,000 steps):      both | both + 10 lomiri photos (shipped as sr_x2 until the
+#                             60,000-step run: scripts/long_runs.sh sr_x2_lomiri)
+#   steps (both + lomiri):    30,000 | 60,000 (the shipped sr_x2:
+#                             scripts/long_runs.sh sr_x2_lomiri_60k)
 #   attention stage (both, 3,000 steps): none | non-local
 #   mixing (both, 3,000 steps): in proportion to pixels (the collection's ~300 tiles against
 #                               14 bundled photos) | equal (--mix equal)
@@ -18,8 +20,8 @@
 # (runs/sr_ablation/table.md): whole images for the runs without attention (the numbers of the
 # cards), and every run in overlapping tiles of 128 LR pixels, because a non-local stage
 # attends over every pixel of its input and a whole multi-megapixel photo does not fit in
-# memory. The 30,000-step rows are read from git (sr_x2_collection: saved_models/sr_x2 at commit
-# 97be4af) and from saved_models/sr_x2. RUNS="both_3k" trains a subset; TABLE=0
+# memory. The long runs' rows are read from git (sr_x2_collection: saved_models/sr_x2 at commit
+# 97be4af; sr_x2_lomiri: at commit ead90af) and from saved_models/sr_x2. RUNS="both_3k" trains a subset; TABLE=0
 # skips the table. Wall time: about 15 minutes per 3,000-step run on the 2-core CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,14 +52,20 @@ for run in $RUNS; do
 done
 
 [ "$TABLE" = 1 ] || exit 0
-collection_30k=runs/sr_x2_collection_97be4af.keras
-mkdir -p runs
-[ -s "$collection_30k" ] || { git show 97be4af:saved_models/sr_x2/model.keras > "$collection_30k.tmp" &&
-  mv "$collection_30k.tmp" "$collection_30k"; }
+from_git() {  # from_git COMMIT NAME: saved_models/sr_x2/model.keras at COMMIT, written once to
+  # runs/NAME_COMMIT.keras; prints that path
+  local out=runs/$2_$1.keras
+  mkdir -p runs
+  [ -s "$out" ] || { git show "$1":saved_models/sr_x2/model.keras > "$out.tmp" && mv "$out.tmp" "$out"; }
+  echo "$out"
+}
+collection_30k=$(from_git 97be4af sr_x2_collection)
+lomiri_30k=$(from_git ead90af sr_x2_lomiri)
 plain=(--model bundled_3k=$OUT/bundled_3k/model.keras --model collection_3k=$OUT/collection_3k/model.keras
   --model both_3k=$OUT/both_3k/model.keras --model both_3k_equal=$OUT/both_3k_equal/model.keras
   --model both_3k_bf16=$OUT/both_3k_bf16/model.keras
-  --model both_30k=$collection_30k --model both_lomiri_30k=saved_models/sr_x2/model.keras)
+  --model both_30k=$collection_30k --model both_lomiri_30k=$lomiri_30k
+  --model both_lomiri_60k=saved_models/sr_x2/model.keras)
 common=(--scale 2 --dataset bundled_photos --dataset photo_collection --no-speed)
 {
   echo "Whole images:"

@@ -6,11 +6,13 @@
 #
 #   bash scripts/long_runs.sh sr_x2      # sr_fast x2 on bundled + collection photos, 30,000 steps
 #                                        # (sr_x2_collection, shipped before sr_x2_lomiri)
-#   bash scripts/long_runs.sh sr_x2_lomiri  # the shipped sr_x2: sr_x2's run with 10 more photos
+#   bash scripts/long_runs.sh sr_x2_lomiri  # sr_x2's run with 10 more photos
 #                                          # (lomiri-wallpapers, halved, 4 more held out;
 #                                          # scripts/fetch_lomiri_photos.py) mixed in. Run once
 #                                          # (4,542 s): 34.32 / 44.97 dB held out, shipped
-#   bash scripts/long_runs.sh sr_x2_lomiri_60k  # sr_x2_lomiri with 60,000 steps (twice)
+#                                          # until sr_x2_lomiri_60k
+#   bash scripts/long_runs.sh sr_x2_lomiri_60k  # sr_x2_lomiri with 60,000 steps (the shipped
+#                                          # sr_x2: 34.42 / 45.00 / 43.18 dB held out)
 #   bash scripts/long_runs.sh sr_x2_bundled  # sr_x2's run on the 14 bundled photos alone (run
 #                                          # once: it over-fit them, 33.88 / 43.68 dB held out,
 #                                          # not shipped; docs/benchmarks.md, "Ablation")
@@ -36,6 +38,8 @@
 #   bash scripts/long_runs.sh sr_x4      # x4 likewise
 #   bash scripts/long_runs.sh sr_x3_lomiri  # the shipped sr_x3: sr_x3's recipe from
 #                                          # sr_x2_lomiri on its data (sr_x4_lomiri: x4, shipped)
+#   bash scripts/long_runs.sh sr_lomiri_60k_all  # sr_x2_lomiri_60k, then x3 and x4 from it
+#                                          # (sr_x3_lomiri_60k, sr_x4_lomiri_60k: sr_x3_lomiri's recipe)
 #   bash scripts/long_runs.sh sr_x4_lr48  # sr_x4's recipe on 192-pixel crops (48 LR pixels, as
 #                                        # EDSR trains every scale; sr_x4: 96, 24 LR). Run once:
 #                                        # 29.15 / 38.31 dB, shipped 29.11 / 38.34: not shipped.
@@ -128,7 +132,7 @@ fashion_500k() {  # fashion_500k NAME EPOCHS: classifier_fashion's recipe at 498
     --checkpoint-minutes 10
 }
 
-case "${1:?which run: sr_x2, sr_x2_lomiri, sr_x2_lomiri_60k, sr_x2_bundled, sr_x2_equal, sr_x2_hq, sr_x2_hq_fp32, sr_x2_hq_ft, sr_x2_ft, sr_x2_mse_ft, sr_x2_detail_ft, sr_x2_nonlocal_ft, sr_x3, sr_x4, sr_x3_lomiri, sr_x4_lomiri, sr_x3_lr48, sr_x4_lr48, sr_x3_30k, sr_x4_30k, sr_refs, sr_refs_lomiri, classifier_fashion, classifier_fashion_500k, classifier_fashion_500k_60, aligner_flow, aligner_homography, aligner_homography_long, aligner_flow_v2, aligner_homography_30k or aligner_flow_30k}" in
+case "${1:?which run: sr_x2, sr_x2_lomiri, sr_x2_lomiri_60k, sr_x2_bundled, sr_x2_equal, sr_x2_hq, sr_x2_hq_fp32, sr_x2_hq_ft, sr_x2_ft, sr_x2_mse_ft, sr_x2_detail_ft, sr_x2_nonlocal_ft, sr_x3, sr_x4, sr_x3_lomiri, sr_x4_lomiri, sr_x3_lomiri_60k, sr_x4_lomiri_60k, sr_lomiri_60k_all, sr_x3_lr48, sr_x4_lr48, sr_x3_30k, sr_x4_30k, sr_refs, sr_refs_lomiri, classifier_fashion, classifier_fashion_500k, classifier_fashion_500k_60, aligner_flow, aligner_homography, aligner_homography_long, aligner_flow_v2, aligner_homography_30k or aligner_flow_30k}" in
   sr_x2)
     run sr_x2_collection "$BIN/keras-attn" train sr --model sr_fast --scale 2 \
       --dataset bundled_photos+photo_collection --epochs 30 --steps-per-epoch 1000 \
@@ -151,7 +155,9 @@ case "${1:?which run: sr_x2, sr_x2_lomiri, sr_x2_lomiri_60k, sr_x2_bundled, sr_x
     # 0.31 dB on the bundled held-out photos, and a 10,000-step fine-tune at a low rate gained
     # 0.01-0.02: this tests whether a longer schedule from scratch still gains (sr_x2 is 0.02 dB
     # short of +2.6 dB over bicubic). About 2.4 h alone. Ship as sr_x2 only if it beats it on
-    # the bundled, collection and lomiri held-out photos.
+    # the bundled, collection and lomiri held-out photos. Run once (9,035 s by the steps/s
+    # column, two sessions): 34.42 / 45.00 / 43.18 dB held out against 34.32 / 44.97 / 43.11
+    # (+2.69 dB over bicubic on the bundled photos): shipped as sr_x2.
     photos=$(lomiri_photos)
     run sr_x2_lomiri_60k "$BIN/keras-attn" train sr --model sr_fast --scale 2 \
       --dataset "bundled_photos+photo_collection+folder:$photos" --epochs 60 \
@@ -247,6 +253,25 @@ case "${1:?which run: sr_x2, sr_x2_lomiri, sr_x2_lomiri_60k, sr_x2_bundled, sr_x
       --dataset "bundled_photos+photo_collection+folder:$photos" --epochs 10 \
       --steps-per-epoch 1000 --learning-rate 3e-4 --warmup-steps 100 --checkpoint-minutes 10
     ;;
+  sr_x3_lomiri_60k|sr_x4_lomiri_60k)
+    # sr_x3_lomiri / sr_x4_lomiri's recipe (10,000 steps from the x2 weights, on the same data)
+    # from sr_x2_lomiri_60k instead of sr_x2_lomiri. Ship each only if it beats the shipped one
+    # on the bundled, collection and lomiri held-out photos.
+    scale=${1#sr_x}; scale=${scale%_lomiri_60k}
+    photos=$(lomiri_photos)
+    [ -s runs/sr_x2_lomiri_60k/model.keras ] || { echo "run sr_x2_lomiri_60k first" >&2; exit 1; }
+    run "sr_x${scale}_lomiri_60k" "$BIN/keras-attn" train sr --model sr_fast --scale "$scale" \
+      --init-from runs/sr_x2_lomiri_60k/model.keras \
+      --dataset "bundled_photos+photo_collection+folder:$photos" --epochs 10 \
+      --steps-per-epoch 1000 --learning-rate 3e-4 --warmup-steps 100 --checkpoint-minutes 10
+    ;;
+  sr_lomiri_60k_all)
+    # sr_x2_lomiri_60k, then sr_x3_lomiri_60k, then sr_x4_lomiri_60k, one after the other; a
+    # finished run is skipped, so rerunning this resumes wherever the chain stopped
+    for name in sr_x2_lomiri_60k sr_x3_lomiri_60k sr_x4_lomiri_60k; do
+      bash "$0" "$name"
+    done
+    ;;
   sr_x3_lr48|sr_x4_lr48)
     # The shipped x3 / x4 recipe (sr_x3 / sr_x4 above: 10,000 steps from sr_x2's weights) with
     # one change: HR crops of 48 LR pixels a side (144 at x3, 192 at x4), EDSR's training patch
@@ -286,8 +311,8 @@ case "${1:?which run: sr_x2, sr_x2_lomiri, sr_x2_lomiri_60k, sr_x2_bundled, sr_x
     # sr_refs on the shipped sr_x2's data (bundled + collection + the lomiri photos), so the
     # references and sr_x2 (sr_x2_lomiri) are compared at equal data and steps again.
     # MODELS="edsr_small_skip" runs one of them. EDSR-small + skip ran once (5,741 s): 34.17 /
-    # 44.81 / 42.93 dB on the bundled / collection / lomiri held-out photos (sr_x2: 34.32 /
-    # 44.97 / 43.11). ESPCN + skip: not run yet.
+    # 44.81 / 42.93 dB on the bundled / collection / lomiri held-out photos (sr_x2_lomiri, the
+    # same steps: 34.32 / 44.97 / 43.11). ESPCN + skip: not run yet.
     photos=$(lomiri_photos)
     for model in ${MODELS:-espcn_skip edsr_small_skip}; do
       run "sr_refs_lomiri_${model}_x2" "$BIN/keras-attn" train sr --model "$model" --scale 2 \

@@ -38,6 +38,7 @@ Run:
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import os
@@ -62,6 +63,7 @@ from keras_attn.models.aligner_serving import ANY_SIZE_ENDPOINT, aligner_endpoin
 from keras_attn.models.aligner_tasks import has_dense_flow  # noqa: E402
 from keras_attn.models.super_resolution import model_scale  # noqa: E402
 from keras_attn.training import evaluation  # noqa: E402
+from keras_attn.training.recipe_base import json_ready  # noqa: E402
 from keras_attn.utils.model_io import load_keras_model  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -606,8 +608,25 @@ def _home_folder(text: str) -> str:
     return text.replace(f"folder:{pathlib.Path.home()}/", "folder:~/")
 
 
+def training_seconds(log_path: str | os.PathLike, log: dict) -> float | None:
+    """The run's training time in seconds, over every call of a resumed run: each epoch's steps
+    over its steps/s in the `history.csv` beside the log (validation not counted). Without that
+    column, the log's wall time of its last call (all of it for a run that was never resumed;
+    rerunning a finished run's command writes a log whose last call trained nothing)."""
+    history = pathlib.Path(log_path).with_name("history.csv")
+    epochs, steps = log.get("epochs"), log.get("steps")
+    if history.exists() and epochs and steps:
+        with history.open(newline="") as file:
+            rates = [float(row.get("steps_per_s") or 0) for row in csv.DictReader(file)]
+        if len(rates) == epochs and all(rate > 0 for rate in rates):
+            return round(sum(steps / epochs / rate for rate in rates), 1)
+    return log.get("wall_time_s_this_call")
+
+
 def training_section(args: argparse.Namespace) -> dict:
-    log = json.loads(pathlib.Path(args.training_log).read_text())
+    # strict JSON: a log written before metrics.json had no infinities may hold one (an
+    # infinite bicubic baseline on a flat validation tile); the card records it as null
+    log = json_ready(json.loads(pathlib.Path(args.training_log).read_text()))
     # a folder under the home directory is written as folder:~/..., which the folder builder
     # expands in the reader's own home (the log has this machine's absolute path)
     for key in ("command", "dataset"):
@@ -625,7 +644,7 @@ def training_section(args: argparse.Namespace) -> dict:
             training_data["images"] = images
     return {
         "command": args.training_command,
-        "wall_time_s": log.get("wall_time_s_this_call"),
+        "wall_time_s": training_seconds(args.training_log, log),
         "steps": log.get("steps"),
         "batch_size": log.get("batch_size"),
         "data": training_data,

@@ -2,6 +2,7 @@
 reproducible, and verification rejects altered files. (Writing a catalogue folder,
 `package_model`, is tested in tests/export/test_package.py.)"""
 
+import functools
 import json
 import pathlib
 import shutil
@@ -46,6 +47,10 @@ def real_inputs(digits_dir):
     }
 
 
+def not_strict_json(name, constant):
+    raise AssertionError(f"{constant} in {name}'s card: JSON has no NaN or Infinity")
+
+
 def test_list_models_summarises_the_cards():
     listed = {entry["name"]: entry for entry in pretrained.list_models()}
     assert set(SHIPPED) <= set(listed)
@@ -65,6 +70,9 @@ def test_list_models_summarises_the_cards():
             "model_fp16.tflite",
             "model_int8.tflite",
         }
+        # strict JSON, as any JSON reader (a browser, jq) parses it: no NaN or Infinity
+        text = (pretrained.saved_models_root() / name / "card.json").read_text()
+        json.loads(text, parse_constant=functools.partial(not_strict_json, name))
     sr_card = pretrained.card("sr_x2")
     assert sr_card["metrics"]["psnr_y_db"] > sr_card["metrics"]["bicubic_psnr_y_db"] + 1.0
     assert pretrained.card("classifier_digits")["metrics"]["accuracy"] > 0.98

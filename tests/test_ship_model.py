@@ -119,3 +119,23 @@ def test_sr_and_classifier_cards_time_keras_and_every_tflite_file(ship, tmp_path
     plan = ship.plan_classifier(classifier, args)
     assert plan.card["metrics"]["ms_per_image"] > 0.0
     assert "the first test image (32x32)" in plan.card["metrics"]["evaluation"]["timing"]
+
+
+def test_the_card_counts_the_training_time_of_every_call_of_a_resumed_run(ship, tmp_path):
+    # A resumed run's last call (here a rerun of the finished command) trained nothing: the
+    # card's time comes from the steps/s of every epoch in history.csv, not from that call.
+    log = {"epochs": 3, "steps": 300, "wall_time_s_this_call": 11.0, "bicubic": float("inf")}
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(log))  # Infinity, as logs written before strict JSON hold
+    args = argparse.Namespace(
+        family="sr", training_log=str(path), training_command="c", training_dataset=None
+    )
+    training = ship.training_section(args)
+    assert training["wall_time_s"] == 11.0  # no history: the log's time
+    assert training["log"]["bicubic"] is None  # the card is strict JSON
+    rows = ["epoch,loss,steps_per_s,wall_time", "0,1,4.0,1", "1,1,5.0,2", "2,1,10.0,3"]
+    (tmp_path / "history.csv").write_text("\n".join(rows) + "\n")
+    assert ship.training_section(args)["wall_time_s"] == 25.0 + 20.0 + 10.0
+    # a history of another run length (or without the column) does not describe this log
+    (tmp_path / "history.csv").write_text("\n".join(rows[:3]) + "\n")
+    assert ship.training_section(args)["wall_time_s"] == 11.0

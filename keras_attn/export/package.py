@@ -260,5 +260,6 @@ def package_model(
             "versions": _versions(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
-        (tmp / CARD).write_text(json.dumps(full_card, indent=1) + "\n")
+        # strict JSON (no NaN or Infinity), as every JSON reader expects
+        (tmp / CARD).write_text(json.dumps(full_card, indent=1, allow_nan=False) + "\n")
     return folder

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import pathlib
 import time
 from collections.abc import Callable
@@ -90,6 +91,19 @@ class Recipe:
     )
 
 
+def json_ready(value):
+    """`value` with every infinite or NaN float replaced by `None`, so that `metrics.json` is
+    strict JSON: e.g. the bicubic baseline's mean PSNR is infinite when bicubic reproduces a
+    flat validation tile exactly, and JSON has no infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    return value
+
+
 def run_recipe(recipe, command: str, body: Callable[[pathlib.Path, object], dict]) -> dict:
     """Creates the strategy (first: multi-worker collectives must be set up before anything
     else touches TensorFlow), seeds, applies the precision policy (restored afterwards), runs
@@ -113,7 +127,7 @@ def run_recipe(recipe, command: str, body: Callable[[pathlib.Path, object], dict
     summary["wall_time_s_this_call"] = round(time.time() - started, 1)
     if distribute.is_chief(strategy):
         with atomic_path(output / "metrics.json") as tmp:
-            tmp.write_text(json.dumps(summary, indent=1))
+            tmp.write_text(json.dumps(json_ready(summary), indent=1, allow_nan=False))
     return summary
 
 

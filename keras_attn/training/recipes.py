@@ -205,7 +205,14 @@ def train_super_resolution(recipe: SuperResolutionRecipe, *, command: str = "") 
         train_data = load(recipe.train_split, True)
         val_data = load(recipe.val_split, False).cache()
         baseline = bicubic_psnr(val_data, recipe.scale)
-        print(f"bicubic PSNR-Y on {recipe.val_split}: {baseline:.3f} dB")
+        if math.isfinite(baseline):
+            print(f"bicubic PSNR-Y on {recipe.val_split}: {baseline:.3f} dB")
+        else:  # metrics.json records null: JSON has no infinity
+            print(
+                f"bicubic PSNR-Y on {recipe.val_split}: infinite (bicubic reproduces a flat "
+                "validation tile exactly, so the mean over tiles is infinite; the full-image "
+                "evaluation of keras-attn evaluate is the comparison to use)"
+            )
 
         # Model
         with strategy.scope():

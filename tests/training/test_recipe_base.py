@@ -90,6 +90,29 @@ def test_run_recipe_seeds_applies_the_policy_and_writes_metrics(tmp_path, capsys
     assert "1 replica" in capsys.readouterr().out  # the line saying what runs where
 
 
+def test_metrics_json_is_strict_json_when_a_baseline_is_infinite(tmp_path):
+    # bicubic reproduces a flat validation tile exactly: its mean PSNR is infinite, and the gain
+    # over it minus infinity; JSON has neither, so metrics.json records null
+    recipe = Recipe(output=str(tmp_path))
+
+    def body(output, strategy):
+        baseline = float("inf")
+        return {
+            "model": "toy",
+            "bicubic": baseline,
+            "gain": 40.0 - baseline,
+            "nested": {"nan": float("nan"), "ok": [1.5, float("-inf")]},
+        }
+
+    summary = recipe_base.run_recipe(recipe, "cmd", body)
+    assert summary["bicubic"] == float("inf")  # the returned summary keeps Python's values
+    text = (tmp_path / "metrics.json").read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    written = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert written["bicubic"] is None and written["gain"] is None
+    assert written["nested"] == {"nan": None, "ok": [1.5, None]}
+
+
 def test_run_recipe_restores_the_policy_and_writes_nothing_when_the_body_fails(tmp_path):
     recipe = Recipe(output=str(tmp_path), precision="mixed_float16")
 
