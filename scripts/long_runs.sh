@@ -328,7 +328,7 @@ case "${1:?which run: sr_x2, sr_x2_lomiri, sr_x2_lomiri_60k, sr_x2_bundled, sr_x
   sr_refs_lomiri_60k)
     # EDSR-small + skip with the shipped sr_x2's exact data, steps and learning rate (60,000
     # steps, sr_x2_lomiri_60k's recipe): the reference at equal steps for the shipped sr_x2
-    # (34.42 / 45.00 / 43.18 dB held out). About 3.2 h alone.
+    # (34.42 / 45.00 / 43.18 dB held out). About 2.5 h alone (7 steps/s).
     photos=$(lomiri_photos)
     run sr_refs_lomiri_60k_edsr_small_skip_x2 "$BIN/keras-attn" train sr --model edsr_small_skip \
       --scale 2 --dataset "bundled_photos+photo_collection+folder:$photos" --epochs 60 \
